@@ -1,0 +1,1 @@
+"""The launcher: composes components into processes (``navarch apiserver``, ``navarch up``, ...)."""
