@@ -124,6 +124,11 @@ class ImageInfo:
 
 @dataclass
 class ContainerSpec:
+    """What to create. The service has already applied Kubernetes' rules against the image config:
+    ``command``/``args`` are the resolved Entrypoint/Cmd, ``envs`` the image Env overridden by the
+    caller's, ``working_dir`` falls back to the image's; ``image.config`` still carries User and
+    StopSignal for the driver."""
+
     id: str
     sandbox_id: str
     name: str
@@ -171,13 +176,14 @@ class ExecSession:
     """A process started inside a container for Exec/Attach.
 
     ``stdin`` is None unless requested; ``stderr`` is None under a TTY (merged into stdout).
-    ``wait`` returns the exit code. ``resize`` changes the TTY size.
+    ``wait`` gives the exit code: an awaitable (future or task) resolving to it, or a no-argument
+    callable returning such an awaitable. ``resize`` changes the TTY size.
     """
 
     stdin: asyncio.StreamWriter | None
     stdout: asyncio.StreamReader
     stderr: asyncio.StreamReader | None
-    wait: "asyncio.Future[int] | object"
+    wait: asyncio.Future[int] | object
     resize: object = None              # callable (width, height) -> None, or None without TTY
 
 
