@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from api import errors
+from api import errors, schema
 from api.registry import RESOURCES, ResourceInfo, Subresource, group_versions
 
 CONTENT_TYPE = "application/json"
 OPENAPI_VERSION = "3.0.0"
-_SCHEMA_RELEASE = "v1.32.0"
+_SCHEMA_RELEASE = schema.KUBERNETES_VERSION
 _REF_PREFIX = "#/components/schemas/"
 
 PATCH_CONTENT_TYPES = (
@@ -38,44 +36,19 @@ PATCH_CONTENT_TYPES = (
 )
 
 # ---------------------------------------------------------------------------------------------
-# Schema source
+# Schema source: the Kubernetes schemas loaded by api.schema
 
 
-def _raw_definitions() -> dict[str, Any]:
-    """The ``$defs`` of the Kubernetes 1.32 JSON schemas (``api.schema`` when it provides them)."""
-    try:
-        from api import schema as api_schema  # the shared loader, once it exists
-        return api_schema.definitions()
-    except (ImportError, AttributeError):
-        pass
-    import kubernetes_validate
-
-    path = (Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
-            / f"{_SCHEMA_RELEASE}-local" / "_definitions.json")
-    return json.loads(path.read_text())["$defs"]
-
-
-@functools.cache
 def _definitions() -> dict[str, Any]:
-    return _raw_definitions()
-
-
-@functools.cache
-def _names_by_gvk() -> dict[tuple[str, str, str], str]:
-    out: dict[tuple[str, str, str], str] = {}
-    for name, schema in _definitions().items():
-        gvks = schema.get("x-kubernetes-group-version-kind") or ()
-        for gvk in gvks:
-            key = (gvk.get("group", ""), gvk.get("version", ""), gvk.get("kind", ""))
-            # A definition of this one kind wins over shared types (DeleteOptions) listing many.
-            if key not in out or len(gvks) == 1:
-                out[key] = name
-    return out
+    return schema.definitions()
 
 
 def definition_name(group: str, version: str, kind: str) -> str:
     """The definition describing ``kind`` in ``group/version``; KeyError if there is none."""
-    return _names_by_gvk()[(group, version, kind)]
+    name = schema.definition_name(group, version, kind)
+    if name is None:
+        raise KeyError((group, version, kind))
+    return name
 
 
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
@@ -243,9 +216,9 @@ def _op_id(verb: str, res: ResourceInfo, *, sub: str = "", all_namespaces: bool 
     return f"{verb}{_camel_group(res.group)}{res.version.capitalize()}{scope}{kind}{suffix}"
 
 
-def _json_response(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+def _json_response(body_schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description,
-            "content": {"application/json": {"schema": schema}, "application/yaml": {"schema": schema}}}
+            "content": {"application/json": {"schema": body_schema}, "application/yaml": {"schema": body_schema}}}
 
 
 _UNAUTHORIZED = {"description": "Unauthorized"}
@@ -281,7 +254,7 @@ def _tag(res: ResourceInfo) -> str:
     return f"{_camel_group(res.group).lower()}_{res.version}"
 
 
-def _object_ops(res: ResourceInfo, schema: str, gvk: dict[str, str], verbs: tuple[str, ...],
+def _object_ops(res: ResourceInfo, schema_name: str, gvk: dict[str, str], verbs: tuple[str, ...],
                 sub: str = "") -> dict[str, Any]:
     """get/put/patch/delete of one object (or of one object's status/scale subresource)."""
     what = f"{sub} of the specified {res.kind}" if sub else f"the specified {res.kind}"
@@ -289,30 +262,30 @@ def _object_ops(res: ResourceInfo, schema: str, gvk: dict[str, str], verbs: tupl
     ops: dict[str, Any] = {}
     if "get" in verbs:
         ops["get"] = _operation("get", _op_id("read", res, sub=sub), gvk, tag, f"read {what}",
-                                [_PRETTY], {"200": _json_response(_ref(schema))})
+                                [_PRETTY], {"200": _json_response(_ref(schema_name))})
     if "update" in verbs:
         ops["put"] = _operation("put", _op_id("replace", res, sub=sub), gvk, tag, f"replace {what}",
                                 [_PRETTY, _DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION],
-                                {"200": _json_response(_ref(schema)),
-                                 "201": _json_response(_ref(schema), "Created")},
-                                _body(schema))
+                                {"200": _json_response(_ref(schema_name)),
+                                 "201": _json_response(_ref(schema_name), "Created")},
+                                _body(schema_name))
     if "patch" in verbs:
         ops["patch"] = _operation("patch", _op_id("patch", res, sub=sub), gvk, tag,
                                   f"partially update {what}",
                                   [_PRETTY, _DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION, _FORCE],
-                                  {"200": _json_response(_ref(schema)),
-                                   "201": _json_response(_ref(schema), "Created")},
+                                  {"200": _json_response(_ref(schema_name)),
+                                   "201": _json_response(_ref(schema_name), "Created")},
                                   _patch_body())
     if "delete" in verbs and not sub:
         ops["delete"] = _operation("delete", _op_id("delete", res), gvk, tag, f"delete {what}",
                                    [_PRETTY, *_DELETE_PARAMS],
-                                   {"200": _json_response(_ref(schema)),
-                                    "202": _json_response(_ref(schema), "Accepted")},
+                                   {"200": _json_response(_ref(schema_name)),
+                                    "202": _json_response(_ref(schema_name), "Accepted")},
                                    {"content": {"*/*": {"schema": _ref(DELETE_OPTIONS_SCHEMA)}}})
     return ops
 
 
-def _collection_ops(res: ResourceInfo, schema: str, list_schema: str, gvk: dict[str, str]
+def _collection_ops(res: ResourceInfo, schema_name: str, list_schema: str, gvk: dict[str, str]
                     ) -> dict[str, Any]:
     tag = _tag(res)
     ops: dict[str, Any] = {}
@@ -323,10 +296,10 @@ def _collection_ops(res: ResourceInfo, schema: str, list_schema: str, gvk: dict[
     if "create" in res.verbs:
         ops["post"] = _operation("post", _op_id("create", res), gvk, tag, f"create a {res.kind}",
                                  [_PRETTY, _DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION],
-                                 {"200": _json_response(_ref(schema)),
-                                  "201": _json_response(_ref(schema), "Created"),
-                                  "202": _json_response(_ref(schema), "Accepted")},
-                                 _body(schema))
+                                 {"200": _json_response(_ref(schema_name)),
+                                  "201": _json_response(_ref(schema_name), "Created"),
+                                  "202": _json_response(_ref(schema_name), "Accepted")},
+                                 _body(schema_name))
     if "deletecollection" in res.verbs:
         ops["delete"] = _operation("deletecollection", _op_id("deletecollection", res), gvk, tag,
                                    f"delete collection of {res.kind}",
@@ -364,16 +337,16 @@ def _sub_ops(res: ResourceInfo, sub: Subresource) -> dict[str, Any] | None:
         return ops
     if "create" in sub.verbs:  # binding, eviction: a POST of a body of the response kind
         try:
-            schema = definition_name(g, v, k)
+            schema_name = definition_name(g, v, k)
         except KeyError:
             return None
         return {"post": _operation("post", _op_id("create", res, sub=sub.name), gvk, tag,
                                    f"create {sub.name} of a {res.kind}",
                                    [_PRETTY, _DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION],
-                                   {"200": _json_response(_ref(schema)),
-                                    "201": _json_response(_ref(schema), "Created"),
-                                    "202": _json_response(_ref(schema), "Accepted")},
-                                   _body(schema))}
+                                   {"200": _json_response(_ref(schema_name)),
+                                    "201": _json_response(_ref(schema_name), "Created"),
+                                    "202": _json_response(_ref(schema_name), "Accepted")},
+                                   _body(schema_name))}
     return None
 
 
@@ -383,7 +356,7 @@ def _paths(group: str, version: str) -> dict[str, Any]:
         if (res.group, res.version) != (group, version):
             continue
         gvk = {"group": res.group, "version": res.version, "kind": res.kind}
-        schema = definition_name(res.group, res.version, res.kind)
+        schema_name = definition_name(res.group, res.version, res.kind)
         list_schema = definition_name(res.group, res.version, res.list_kind)
         prefix = res.url_prefix
         common = [_path_param("name", f"name of the {res.kind}")]
@@ -395,9 +368,9 @@ def _paths(group: str, version: str) -> dict[str, Any]:
         else:
             collection = f"{prefix}/{res.plural}"
             coll_params = []
-        paths[collection] = {**_collection_ops(res, schema, list_schema, gvk), "parameters": coll_params}
+        paths[collection] = {**_collection_ops(res, schema_name, list_schema, gvk), "parameters": coll_params}
         item = f"{collection}/{{name}}"
-        paths[item] = {**_object_ops(res, schema, gvk, res.verbs), "parameters": common}
+        paths[item] = {**_object_ops(res, schema_name, gvk, res.verbs), "parameters": common}
         for sub in res.subresources:
             ops = _sub_ops(res, sub)
             if ops:
