@@ -1,0 +1,146 @@
+"""Admission: the server-side rules that need cluster state, run after defaulting on create.
+
+Stateless admission defaults (DefaultTolerationSeconds, priority) live in ``api.defaults``.
+
+- NamespaceLifecycle: no new objects in a missing or terminating namespace.
+- Service IP and node-port allocation from the service CIDR and node-port range.
+- Job selectors and labels, which need the object's uid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import random
+from collections.abc import Awaitable, Callable
+
+from api import defaults
+from api.errors import Cause, Forbidden, Invalid, NotFound, invalid
+from api.registry import ResourceInfo
+
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+NODE_PORT_RANGE = (30000, 32767)
+
+# (namespace) -> namespace object or None; served from the watch cache, falling back to storage.
+NamespaceGetter = Callable[[str], Awaitable[dict | None]]
+# () -> every Service object now stored.
+ServiceLister = Callable[[], Awaitable[list[dict]]]
+
+
+class Admission:
+    def __init__(self, get_namespace: NamespaceGetter, list_services: ServiceLister,
+                 service_cidr: str = DEFAULT_SERVICE_CIDR):
+        self.get_namespace = get_namespace
+        self.list_services = list_services
+        self.service_net = ipaddress.ip_network(service_cidr)
+        # Allocations are decided under one lock and remembered until the service is stored or
+        # released, so two concurrent creates never pick the same address.
+        self._alloc_lock = asyncio.Lock()
+        self._pending_ips: set[str] = set()
+        self._pending_ports: set[int] = set()
+
+    async def admit_create(self, r: ResourceInfo, obj: dict, *, dry_run: bool = False) -> None:
+        md = obj["metadata"]
+        if r.namespaced:
+            await self._namespace_lifecycle(md.get("namespace") or "")
+        if r.kind == "Service":
+            await self._allocate_service(obj, dry_run)
+        elif r.kind == "Job":
+            defaults.job_selector_defaults(obj)
+
+    async def release(self, r: ResourceInfo, obj: dict) -> None:
+        """Forget pending allocations of an object that was not stored or was deleted."""
+        if r.kind == "Service":
+            spec = obj.get("spec") or {}
+            for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
+                self._pending_ips.discard(ip)
+            for p in spec.get("ports") or []:
+                self._pending_ports.discard(p.get("nodePort"))
+
+    async def _namespace_lifecycle(self, namespace: str) -> None:
+        ns = await self.get_namespace(namespace)
+        if ns is None:
+            raise NotFound(f'namespaces "{namespace}" not found', kind="namespaces", name=namespace)
+        if (ns.get("metadata") or {}).get("deletionTimestamp") or \
+                (ns.get("status") or {}).get("phase") == "Terminating":
+            raise Forbidden(f"unable to create new content in namespace {namespace} because it is being "
+                            f"terminated", kind="namespaces", name=namespace)
+
+    async def _allocate_service(self, obj: dict, dry_run: bool) -> None:
+        spec = obj.setdefault("spec", {})
+        stype = spec.get("type", "ClusterIP")
+        async with self._alloc_lock:
+            services = await self.list_services()
+            used_ips = {ip for s in services for ip in ((s.get("spec") or {}).get("clusterIPs") or [])}
+            used_ips |= self._pending_ips
+            used_ports = {p.get("nodePort") for s in services for p in (s.get("spec") or {}).get("ports") or []}
+            used_ports |= self._pending_ports
+            name = obj["metadata"].get("name", "")
+            if stype != "ExternalName":
+                ip = spec.get("clusterIP")
+                if ip in (None, ""):
+                    ip = self._free_ip(used_ips)
+                elif ip != "None":
+                    self._check_ip(name, ip, used_ips)
+                spec["clusterIP"] = ip
+                spec["clusterIPs"] = [ip]
+                if not dry_run and ip != "None":
+                    self._pending_ips.add(ip)
+            if stype in ("NodePort", "LoadBalancer"):
+                for i, port in enumerate(spec.get("ports") or []):
+                    np = port.get("nodePort")
+                    if np:
+                        if np in used_ports or not NODE_PORT_RANGE[0] <= np <= NODE_PORT_RANGE[1]:
+                            raise invalid("Service", name, [Cause(
+                                "FieldValueInvalid", f"Invalid value: {np}: provided port is already "
+                                f"allocated" if np in used_ports else f"Invalid value: {np}: provided port "
+                                f"is not in the valid range. The range of valid ports is "
+                                f"{NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}", f"spec.ports[{i}].nodePort")])
+                    else:
+                        np = self._free_port(used_ports)
+                        port["nodePort"] = np
+                    used_ports.add(np)
+                    if not dry_run:
+                        self._pending_ports.add(np)
+
+    def _free_ip(self, used: set[str]) -> str:
+        net = self.service_net
+        size = net.num_addresses
+        # Random probing (the first address is the API server's own service).
+        for _ in range(4096):
+            candidate = str(net.network_address + random.randrange(2, size - 1))
+            if candidate not in used:
+                return candidate
+        for offset in range(2, size - 1):
+            candidate = str(net.network_address + offset)
+            if candidate not in used:
+                return candidate
+        raise Invalid("Internal error: failed to allocate a serviceIP: range is full")
+
+    def _check_ip(self, name: str, ip: str, used: set[str]) -> None:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            raise invalid("Service", name, [Cause("FieldValueInvalid", f'Invalid value: "{ip}": must be a '
+                                                  f'valid IP address', "spec.clusterIPs[0]")]) from None
+        if addr not in self.service_net:
+            raise invalid("Service", name, [Cause(
+                "FieldValueInvalid", f'Invalid value: "{ip}": failed to allocate IP {ip}: the provided '
+                f'IP ({ip}) is not in the valid range. The range of valid IPs is {self.service_net}',
+                "spec.clusterIPs")])
+        if ip in used:
+            raise invalid("Service", name, [Cause(
+                "FieldValueInvalid", f'Invalid value: ["{ip}"]: failed to allocate IP {ip}: provided IP '
+                f'is already allocated', "spec.clusterIPs")])
+
+    @staticmethod
+    def _free_port(used: set) -> int:
+        lo, hi = NODE_PORT_RANGE
+        for _ in range(4096):
+            p = random.randint(lo, hi)
+            if p not in used:
+                return p
+        for p in range(lo, hi + 1):
+            if p not in used:
+                return p
+        raise Invalid("Internal error: failed to allocate a nodePort: range is full")

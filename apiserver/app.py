@@ -1,0 +1,237 @@
+"""The API server process: storage, watch caches, admission and routes put together.
+
+``build_app(config)`` gives an aiohttp application whose cleanup context opens storage, fills
+the watch caches and creates the namespaces every cluster starts with; ``run(config)`` serves it
+until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from dataclasses import dataclass
+
+import orjson
+import structlog
+from aiohttp import web
+
+from api import registry, selectors
+from api.errors import NotFound, StatusError
+from apiserver import discovery, metrics, openapi
+from apiserver.admission import Admission
+from apiserver.handlers import ResourceHandler, json_response, parse_path, status_response
+from apiserver.objects import ObjectStore
+from apiserver.storage import Backend, open_backend
+from apiserver.watchcache import WatchCache
+
+log = structlog.get_logger("apiserver")
+
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+BACKEND_KEY = web.AppKey("backend", Backend)
+HANDLER_KEY = web.AppKey("handler", ResourceHandler)
+
+
+@dataclass
+class Config:
+    storage_url: str                       # sqlite:///path or etcd://host:port[,host:port]
+    bind_address: str = "127.0.0.1"
+    port: int = 6443
+    service_cidr: str = "10.96.0.0/12"
+    compact_interval: float = 300.0        # seconds between compactions (0: never)
+    compact_keep: int = 10_000             # revisions of history kept for watches to resume
+    watch_cache_size: int = 20_000         # events per resource kept in memory for watch resumption
+
+
+def build_app(config: Config) -> web.Application:
+    app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[_errors_and_metrics])
+    app.cleanup_ctx.append(lambda a: _lifecycle(a, config))
+    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    return app
+
+
+async def _lifecycle(app: web.Application, config: Config):
+    backend = await open_backend(config.storage_url)
+    caches: dict[str, WatchCache] = {}
+    for r in registry.RESOURCES:
+        caches[r.storage_prefix()] = WatchCache(r, backend, _fields_getter(r.kind),
+                                                 ring_size=config.watch_cache_size)
+    await asyncio.gather(*(c.start() for c in caches.values()))
+    ns_cache = caches[registry.lookup("", "v1", "namespaces").storage_prefix()]
+    svc_cache = caches[registry.lookup("", "v1", "services").storage_prefix()]
+
+    async def get_namespace(name: str) -> dict | None:
+        e = ns_cache.get(f"/registry/core/namespaces/{name}")
+        if e is not None:
+            return e.object()
+        kv = await backend.get(f"/registry/core/namespaces/{name}")
+        return orjson.loads(kv.value) if kv else None
+
+    async def list_services() -> list[dict]:
+        return [e.object() for e in svc_cache.objects.values()]
+
+    admission = Admission(get_namespace, list_services, config.service_cidr)
+    objects = ObjectStore(backend, admission)
+    handler = ResourceHandler(backend, objects, caches)
+    app[BACKEND_KEY] = backend
+    app[HANDLER_KEY] = handler
+    await _bootstrap(objects)
+    compactor = None
+    if config.compact_interval > 0:
+        compactor = asyncio.create_task(_compact_loop(backend, config), name="apiserver:compactor")
+    log.info("apiserver ready", storage=config.storage_url.split("://")[0])
+    try:
+        yield
+    finally:
+        if compactor:
+            compactor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await compactor
+        await asyncio.gather(*(c.stop() for c in caches.values()))
+        await backend.close()
+
+
+def _fields_getter(kind: str):
+    """The selectable field values of an object, computed once when the cache takes it in."""
+    getters = [(f, selectors._getter(kind, f)) for f in sorted(selectors.supported_fields(kind))]
+
+    def fields_of(obj: dict) -> dict[str, str]:
+        return {f: get(obj) for f, get in getters}
+    return fields_of
+
+
+async def _bootstrap(objects: ObjectStore) -> None:
+    """Namespaces every cluster has, created once; later starts find them and do nothing."""
+    ns = registry.lookup("", "v1", "namespaces")
+    for name in INITIAL_NAMESPACES:
+        try:
+            await objects.get(ns, None, name)
+        except NotFound:
+            from api.errors import AlreadyExists
+            with contextlib.suppress(AlreadyExists):
+                await objects.create(ns, None, {"apiVersion": "v1", "kind": "Namespace",
+                                                "metadata": {"name": name}})
+
+
+async def _compact_loop(backend: Backend, config: Config) -> None:
+    while True:
+        await asyncio.sleep(config.compact_interval)
+        try:
+            rev = await backend.current_revision()
+            if rev > config.compact_keep:
+                await backend.compact(rev - config.compact_keep)
+        except Exception:
+            log.exception("compaction failed")
+
+
+@web.middleware
+async def _errors_and_metrics(request: web.Request, handler):
+    start = time.perf_counter()
+    code = 500
+    try:
+        resp = await handler(request)
+        code = resp.status
+        return resp
+    except StatusError as e:
+        code = e.code
+        if e.code >= 500:
+            log.warning("request failed", method=request.method, path=request.path, code=e.code, error=e.message)
+        return status_response(e)
+    except web.HTTPException as e:
+        code = e.status
+        raise
+    except (ConnectionResetError, asyncio.CancelledError):
+        code = 499
+        raise
+    except Exception as e:
+        log.exception("internal error", method=request.method, path=request.path)
+        from api.errors import InternalError
+        return status_response(InternalError(f"Internal error occurred: {type(e).__name__}: {e}"))
+    finally:
+        _observe(request, code, time.perf_counter() - start)
+
+
+def _observe(request: web.Request, code: int, seconds: float) -> None:
+    info = request.get("info")
+    q = request.query
+    if info is None:
+        labels = dict(verb=request.method, dry_run="", group="", version="", resource="", subresource="",
+                      scope="", component="apiserver")
+    else:
+        r = info.resource
+        is_watch = q.get("watch", "").lower() in ("true", "1")
+        verb = metrics.verb_of(request.method, info.name is None, is_watch)
+        if request.method == "PATCH" and request.headers.get("Content-Type", "").startswith(
+                "application/apply-patch"):
+            verb = "APPLY"
+        scope = "cluster" if info.namespace is None and r.namespaced and info.name is None else (
+            "namespace" if r.namespaced else "cluster")
+        if info.name is not None:
+            scope = "resource"
+        labels = dict(verb=verb, dry_run="All" if q.get("dryRun") else "", group=r.group, version=r.version,
+                      resource=r.plural, subresource=info.subresource, scope=scope, component="apiserver")
+    metrics.REQUESTS.labels(**labels, code=str(code)).inc()
+    if labels["verb"] != "WATCH":
+        metrics.DURATION.labels(**labels).observe(seconds)
+    log.debug("request", method=request.method, path=request.path_qs, code=code, ms=round(seconds * 1000, 2))
+
+
+async def _dispatch(request: web.Request) -> web.StreamResponse:
+    path = request.path.rstrip("/") or "/"
+    accept = request.headers.get("Accept", "")
+    if request.method == "GET":
+        if path == "/version":
+            return json_response(discovery.version_info())
+        if path in ("/healthz", "/readyz", "/livez") or path.startswith(("/healthz/", "/readyz/", "/livez/")):
+            return web.Response(text="ok")
+        if path == "/metrics":
+            return web.Response(body=metrics.exposition(), content_type="text/plain",
+                                charset="utf-8")
+        if path == "/api":
+            if discovery.wants_aggregated(accept):
+                return _aggregated(core=True)
+            return json_response(discovery.api_versions(request.host))
+        if path == "/apis":
+            if discovery.wants_aggregated(accept):
+                return _aggregated(core=False)
+            return json_response(discovery.api_group_list())
+        if path == "/openapi/v3":
+            return json_response(openapi.index())
+        if path.startswith("/openapi/v3/"):
+            return web.Response(body=openapi.document(path.removeprefix("/openapi/v3/")),
+                                content_type="application/json")
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) == 2:
+            return json_response(discovery.api_resource_list("", parts[1]))
+        if parts[0] == "apis" and len(parts) == 2:
+            return json_response(discovery.api_group(parts[1]))
+        if parts[0] == "apis" and len(parts) == 3:
+            return json_response(discovery.api_resource_list(parts[1], parts[2]))
+    info = parse_path(path)
+    if info is None:
+        raise NotFound("the server could not find the requested resource")
+    request["info"] = info
+    return await request.app[HANDLER_KEY].handle(request, info)
+
+
+def _aggregated(core: bool) -> web.Response:
+    return web.Response(body=orjson.dumps(discovery.aggregated(core)),
+                        headers={"Content-Type": discovery.AGGREGATED_CONTENT_TYPE})
+
+
+async def run(config: Config) -> None:
+    """Serve until SIGTERM/SIGINT; then stop accepting, finish, close storage."""
+    app = build_app(config)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    site = web.TCPSite(runner, config.bind_address, config.port, backlog=1024, reuse_address=True)
+    await site.start()
+    log.info("serving", address=f"http://{config.bind_address}:{config.port}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()

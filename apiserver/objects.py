@@ -1,0 +1,358 @@
+"""Object semantics over storage: what create, update, patch and delete mean for an API object.
+
+This is where metadata is owned by the server (uid, creationTimestamp, resourceVersion,
+generation, deletionTimestamp), where defaulting, admission and validation run in Kubernetes'
+order, where finalizers and graceful deletion keep objects alive, and where a lost
+compare-and-swap is retried or reported as 409 Conflict. Handlers above decode requests; storage
+below only knows bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from api import defaults, meta, schema, validation
+from api.errors import (
+    BadRequest,
+    Cause,
+    Conflict,
+    Invalid,
+    StatusError,
+    already_exists,
+    conflict,
+    invalid,
+    not_found,
+)
+from api.registry import ResourceInfo
+from apiserver import codec
+from apiserver.admission import Admission
+from apiserver.storage import Backend, KeyExists, KeyNotFound, KeyValue, RevisionConflict
+
+GENERATE_NAME_ATTEMPTS = 8
+
+
+@dataclass
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    propagation_policy: str | None = None      # Orphan | Background | Foreground
+    precondition_uid: str | None = None
+    precondition_rv: str | None = None
+    dry_run: bool = False
+
+    @classmethod
+    def from_dict(cls, body: dict | None, query: dict[str, str]) -> DeleteOptions:
+        body = body or {}
+        pre = body.get("preconditions") or {}
+        grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+        policy = body.get("propagationPolicy") or query.get("propagationPolicy")
+        orphan = body.get("orphanDependents", query.get("orphanDependents"))
+        if policy is None and orphan is not None:
+            policy = "Orphan" if str(orphan).lower() == "true" else "Background"
+        if policy not in (None, "Orphan", "Background", "Foreground"):
+            raise Invalid(f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
+                          f'"{policy}": supported values: "Foreground", "Background", "Orphan"',
+                          causes=[Cause("FieldValueNotSupported", f'Unsupported value: "{policy}"',
+                                        "propagationPolicy")])
+        dry = body.get("dryRun") or query.get("dryRun")
+        try:
+            grace_int = int(grace) if grace is not None else None
+        except (TypeError, ValueError):
+            raise BadRequest(f"invalid gracePeriodSeconds: {grace!r}") from None
+        return cls(grace_int, policy, pre.get("uid"), pre.get("resourceVersion"),
+                   bool(dry) and dry != [] and dry != "")
+
+
+def _now() -> str:
+    return meta.now_rfc3339()
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ObjectStore:
+    def __init__(self, backend: Backend, admission: Admission):
+        self.backend = backend
+        self.admission = admission
+
+    # --- reads -----------------------------------------------------------------------------
+
+    async def get_kv(self, r: ResourceInfo, ns: str | None, name: str) -> KeyValue:
+        kv = await self.backend.get(r.storage_key(ns, name))
+        if kv is None:
+            raise not_found(r.plural, name, r.group)
+        return kv
+
+    async def get(self, r: ResourceInfo, ns: str | None, name: str) -> dict:
+        kv = await self.get_kv(r, ns, name)
+        return codec.decode_stored(kv.value, kv.mod_revision)
+
+    # --- create ----------------------------------------------------------------------------
+
+    async def create(self, r: ResourceInfo, ns: str | None, obj: dict, *, dry_run: bool = False) -> dict:
+        """Store a new object; ``obj`` is the caller's private dict and is filled in place."""
+        md = obj.setdefault("metadata", {})
+        if r.namespaced:
+            md["namespace"] = ns
+        else:
+            md.pop("namespace", None)
+        for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            md.pop(k, None)
+        md["uid"] = meta.new_uid()
+        md["creationTimestamp"] = _now()
+        meta.set_generation(r.kind, obj)
+        generated = not md.get("name") and bool(md.get("generateName"))
+        if generated:
+            md["name"] = meta.generate_name(md["generateName"])
+        defaults.apply_defaults(obj)
+        await self.admission.admit_create(r, obj, dry_run=dry_run)
+        self._validate(r, obj, validation.validate_create(r, obj))
+        if dry_run:
+            return obj
+        for attempt in range(GENERATE_NAME_ATTEMPTS):
+            key = r.storage_key(ns, md["name"])
+            try:
+                kv = await self.backend.create(key, codec.encode_for_storage(obj))
+            except KeyExists:
+                if generated and attempt + 1 < GENERATE_NAME_ATTEMPTS:
+                    md["name"] = meta.generate_name(md["generateName"])
+                    continue
+                await self.admission.release(r, obj)
+                raise already_exists(r.plural, md["name"], r.group) from None
+            md["resourceVersion"] = str(kv.mod_revision)
+            return obj
+        raise AssertionError("unreachable")
+
+    def _validate(self, r: ResourceInfo, obj: dict, semantic: list[Cause]) -> None:
+        causes = list(semantic)
+        causes.extend(c for c in schema.validate(obj) if c not in causes)
+        if causes:
+            name = (obj.get("metadata") or {}).get("name", "")
+            raise invalid(r.kind, name, causes, r.group)
+
+    # --- update ----------------------------------------------------------------------------
+
+    async def update(self, r: ResourceInfo, ns: str | None, name: str, new: dict, *,
+                     subresource: str = "", dry_run: bool = False) -> dict:
+        """Replace an object (PUT). A resourceVersion in ``new`` makes it conditional (409 when
+        stale); without one the update is retried against the latest version."""
+        want = (new.get("metadata") or {}).get("resourceVersion") or ""
+
+        async def mutate(old: dict) -> dict:
+            if want and want != old["metadata"]["resourceVersion"]:
+                raise conflict(r.plural, name, r.group)
+            return copy.deepcopy(new)
+
+        return await self.guaranteed_update(r, ns, name, mutate, subresource=subresource,
+                                            dry_run=dry_run)
+
+    async def guaranteed_update(self, r: ResourceInfo, ns: str | None, name: str,
+                                mutate: Callable[[dict], Awaitable[dict]], *, subresource: str = "",
+                                dry_run: bool = False, retries: int = 16) -> dict:
+        """Read, ``mutate(current) -> desired``, write with compare-and-swap; retry when another
+        writer got there first. ``mutate`` raises Conflict itself when the caller pinned a version."""
+        key = r.storage_key(ns, name)
+        for _ in range(retries):
+            kv = await self.backend.get(key)
+            if kv is None:
+                raise not_found(r.plural, name, r.group)
+            old = codec.decode_stored(kv.value, kv.mod_revision)
+            desired = await mutate(copy.deepcopy(old))
+            obj = self._merge_update(r, old, desired, subresource)
+            if obj == old:
+                return old                               # no-op: no write, no new version
+            if _should_delete_after_update(r, obj):
+                try:
+                    await self.backend.delete(key, expected_revision=kv.mod_revision)
+                except RevisionConflict:
+                    continue
+                except KeyNotFound:
+                    raise not_found(r.plural, name, r.group) from None
+                return obj
+            if dry_run:
+                return obj
+            try:
+                new_kv = await self.backend.update(key, codec.encode_for_storage(obj),
+                                                   expected_revision=kv.mod_revision)
+            except RevisionConflict:
+                continue
+            except KeyNotFound:
+                raise not_found(r.plural, name, r.group) from None
+            obj["metadata"]["resourceVersion"] = str(new_kv.mod_revision)
+            return obj
+        raise conflict(r.plural, name, r.group, "too many concurrent writers; try again")
+
+    def _merge_update(self, r: ResourceInfo, old: dict, new: dict, subresource: str) -> dict:
+        """What is stored when ``new`` replaces ``old``: server-owned metadata is kept, and spec and
+        status are split between the main resource and /status as Kubernetes does."""
+        new.setdefault("kind", r.kind)
+        new.setdefault("apiVersion", r.api_version)
+        if new.get("kind") != r.kind or new.get("apiVersion") != r.api_version:
+            raise BadRequest(f"the object kind {new.get('apiVersion')}/{new.get('kind')} does not match "
+                             f"the resource {r.api_version}/{r.kind}")
+        md = new.setdefault("metadata", {})
+        if not isinstance(md, dict):
+            raise BadRequest("metadata must be an object")
+        omd = old["metadata"]
+        if md.get("name", omd["name"]) != omd["name"]:
+            raise BadRequest(f'the name of the object ({md.get("name")}) does not match the name on the URL '
+                             f'({omd["name"]})')
+        if r.namespaced and md.get("namespace", omd.get("namespace")) != omd.get("namespace"):
+            raise BadRequest("the namespace of the provided object does not match the namespace sent on "
+                             "the request")
+        if md.get("uid") and md["uid"] != omd.get("uid"):
+            raise Conflict(f'Precondition failed: UID in precondition: {omd.get("uid")}, UID in object '
+                           f'meta: {md["uid"]}', kind=r.plural, name=omd["name"], group=r.group)
+        if subresource == "status":
+            obj = copy.deepcopy(old)
+            if "status" in new:
+                obj["status"] = new["status"]
+            else:
+                obj.pop("status", None)
+        elif subresource == "finalize":
+            obj = copy.deepcopy(old)
+            obj.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get("finalizers") or []
+        else:
+            obj = new
+            if r.has_status:
+                if "status" in old:
+                    obj["status"] = old["status"]
+                else:
+                    obj.pop("status", None)
+        md = obj["metadata"]
+        for k in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
+                  "deletionGracePeriodSeconds", "generation"):
+            if k in omd:
+                md[k] = omd[k]
+            else:
+                md.pop(k, None)
+        md.pop("resourceVersion", None)
+        if subresource == "":
+            meta.set_generation(r.kind, obj, old)
+        if "deletionTimestamp" in omd:
+            added = set(md.get("finalizers") or []) - set(omd.get("finalizers") or [])
+            if added:
+                raise invalid(r.kind, omd["name"], [Cause(
+                    "FieldValueForbidden", "Forbidden: no new finalizers can be added if the object is "
+                    "being deleted, found new finalizers " + str(sorted(added)), "metadata.finalizers")],
+                    r.group)
+        defaults.apply_defaults(obj, create=False)
+        old_cmp = dict(old)
+        old_cmp["metadata"] = {k: v for k, v in omd.items() if k != "resourceVersion"}
+        if obj == old_cmp:
+            obj["metadata"]["resourceVersion"] = omd["resourceVersion"]
+            return old
+        self._validate(r, obj, validation.validate_update(r, old_cmp, obj))
+        return obj
+
+    # --- delete ----------------------------------------------------------------------------
+
+    async def delete(self, r: ResourceInfo, ns: str | None, name: str, opts: DeleteOptions) -> dict:
+        """Delete, or start deleting: objects with finalizers and pods on a node get a
+        deletionTimestamp and stay until their finalizers are gone or the node confirms."""
+        key = r.storage_key(ns, name)
+        for _ in range(16):
+            kv = await self.backend.get(key)
+            if kv is None:
+                raise not_found(r.plural, name, r.group)
+            old = codec.decode_stored(kv.value, kv.mod_revision)
+            omd = old["metadata"]
+            if opts.precondition_uid and opts.precondition_uid != omd.get("uid"):
+                raise Conflict(f'Precondition failed: UID in precondition: {opts.precondition_uid}, '
+                               f'UID in object meta: {omd.get("uid")}', kind=r.plural, name=name,
+                               group=r.group)
+            if opts.precondition_rv and opts.precondition_rv != omd["resourceVersion"]:
+                raise Conflict(f"Precondition failed: ResourceVersion in precondition: "
+                               f"{opts.precondition_rv}, ResourceVersion in object meta: "
+                               f"{omd['resourceVersion']}", kind=r.plural, name=name, group=r.group)
+            obj = copy.deepcopy(old)
+            md = obj["metadata"]
+            finalizers = list(md.get("finalizers") or [])
+            policy = opts.propagation_policy
+            if policy == "Orphan" and "orphan" not in finalizers:
+                finalizers.append("orphan")
+            elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
+                finalizers.append("foregroundDeletion")
+            if policy in ("Background", "Foreground"):
+                finalizers = [f for f in finalizers if f != "orphan"] if policy else finalizers
+            if policy in ("Background", "Orphan"):
+                finalizers = [f for f in finalizers if f != "foregroundDeletion"]
+            grace = self._grace_period(r, old, opts)
+            namespace_finalizers = r.kind == "Namespace" and bool((old.get("spec") or {}).get("finalizers"))
+            keep = bool(finalizers) or grace > 0 or namespace_finalizers
+            if not keep:
+                if opts.dry_run:
+                    return old
+                try:
+                    gone = await self.backend.delete(key, expected_revision=kv.mod_revision)
+                except RevisionConflict:
+                    continue
+                except KeyNotFound:
+                    raise not_found(r.plural, name, r.group) from None
+                await self.admission.release(r, old)
+                old["metadata"]["resourceVersion"] = str(gone.mod_revision)
+                return old
+            if finalizers:
+                md["finalizers"] = finalizers
+            now = datetime.now(UTC)
+            if "deletionTimestamp" not in md:
+                md["deletionTimestamp"] = _rfc3339(now + timedelta(seconds=grace))
+                md["deletionGracePeriodSeconds"] = grace
+            elif grace < int(md.get("deletionGracePeriodSeconds") or 0):
+                md["deletionTimestamp"] = _rfc3339(now + timedelta(seconds=grace))
+                md["deletionGracePeriodSeconds"] = grace
+            if r.kind == "Namespace":
+                obj.setdefault("status", {})["phase"] = "Terminating"
+            if obj == old:
+                return old
+            if opts.dry_run:
+                return obj
+            md.pop("resourceVersion", None)
+            try:
+                new_kv = await self.backend.update(key, codec.encode_for_storage(obj),
+                                                   expected_revision=kv.mod_revision)
+            except RevisionConflict:
+                continue
+            md["resourceVersion"] = str(new_kv.mod_revision)
+            return obj
+        raise conflict(r.plural, name, r.group, "too many concurrent writers; try again")
+
+    @staticmethod
+    def _grace_period(r: ResourceInfo, obj: dict, opts: DeleteOptions) -> int:
+        """Seconds a deletion waits: only pods bound to a node and still running wait."""
+        if r.kind != "Pod":
+            return 0
+        spec = obj.get("spec") or {}
+        phase = (obj.get("status") or {}).get("phase")
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            return 0
+        if opts.grace_period_seconds is not None:
+            return max(0, opts.grace_period_seconds)
+        current = (obj.get("metadata") or {}).get("deletionGracePeriodSeconds")
+        if current is not None:
+            return int(current)
+        return int(spec.get("terminationGracePeriodSeconds", 30))
+
+
+def _should_delete_after_update(r: ResourceInfo, obj: dict) -> bool:
+    md = obj["metadata"]
+    if "deletionTimestamp" not in md or md.get("finalizers"):
+        return False
+    if r.kind == "Namespace" and (obj.get("spec") or {}).get("finalizers"):
+        return False
+    if r.kind == "Pod" and int(md.get("deletionGracePeriodSeconds") or 0) > 0:
+        return False
+    return True
+
+
+def require_object(body: Any, what: str = "body") -> dict:
+    if not isinstance(body, dict):
+        raise BadRequest(f"the {what} must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+__all__ = ["DeleteOptions", "ObjectStore", "StatusError", "require_object"]

@@ -1,0 +1,317 @@
+"""The watch cache: one storage watch per resource, served to every LIST and WATCH from memory.
+
+Each resource keeps the current objects (as response-ready bytes plus the few values selectors
+look at) and a bounded ring of recent events. A client watch from revision R replays the ring's
+events after R and then follows live events; if the ring no longer reaches back to R the client
+gets 410 Gone and relists, as with Kubernetes. A client that does not keep up (its queue fills)
+is cut off rather than allowed to hold memory or slow the others; it resumes from its last
+revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+import structlog
+
+from api.errors import Gone, Timeout
+from api.registry import ResourceInfo
+from apiserver import codec
+from apiserver.storage import Backend, Compacted, Event
+
+log = structlog.get_logger("apiserver.watchcache")
+
+DEFAULT_RING = 20_000
+DEFAULT_WATCHER_QUEUE = 10_000
+
+
+@dataclass(slots=True)
+class Entry:
+    """One object as the cache holds it: ``data`` is its JSON with resourceVersion set."""
+
+    key: str
+    namespace: str
+    name: str
+    rv: int
+    labels: dict[str, str]
+    fields: dict[str, str]
+    data: bytes
+
+    def object(self) -> dict:
+        return orjson.loads(self.data)
+
+
+@dataclass(slots=True)
+class CacheEvent:
+    type: str                   # ADDED | MODIFIED | DELETED
+    entry: Entry                # for DELETED: the last state, rv = the deletion's revision
+    prev: Entry | None
+    rv: int
+    _line: bytes | None = None
+
+    @property
+    def line(self) -> bytes:
+        if self._line is None:
+            self._line = codec.watch_line(self.type, self.entry.data)
+        return self._line
+
+
+Filter = Callable[[Entry], bool]
+
+
+@dataclass(eq=False)
+class Watcher:
+    """One client watch. ``queue`` yields CacheEvents (already filtered and retyped), or None
+    when the watcher was cut off."""
+
+    namespace: str | None
+    matches: Filter | None
+    after_rv: int
+    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(DEFAULT_WATCHER_QUEUE))
+    closed: bool = False
+    overflowed: bool = False
+
+    def offer(self, ev: CacheEvent) -> bool:
+        """Queue the event as this watcher sees it; False if the watcher must be dropped."""
+        if ev.rv <= self.after_rv:
+            return True
+        out = self._view(ev)
+        if out is None:
+            return True
+        try:
+            self.queue.put_nowait(out)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            return False
+        return True
+
+    def _view(self, ev: CacheEvent) -> CacheEvent | None:
+        if self.namespace is not None and ev.entry.namespace != self.namespace:
+            return None
+        if self.matches is None:
+            return ev
+        cur = self.matches(ev.entry)
+        if ev.type == "ADDED":
+            return ev if cur else None
+        if ev.type == "DELETED":
+            before = self.matches(ev.prev) if ev.prev is not None else cur
+            return ev if before else None
+        before = self.matches(ev.prev) if ev.prev is not None else False
+        if cur and before:
+            return ev
+        if cur:
+            return CacheEvent("ADDED", ev.entry, ev.prev, ev.rv)
+        if before:
+            return CacheEvent("DELETED", ev.entry, ev.prev, ev.rv)
+        return None
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(None)
+
+
+class WatchCache:
+    def __init__(self, resource: ResourceInfo, backend: Backend,
+                 fields_of: Callable[[dict], dict[str, str]], *, ring_size: int = DEFAULT_RING):
+        self.resource = resource
+        self.backend = backend
+        self._fields_of = fields_of
+        self.prefix = resource.storage_prefix()
+        self.objects: dict[str, Entry] = {}
+        self._sorted_keys: list[str] | None = None
+        self.ring: deque[CacheEvent] = deque()
+        self.ring_size = ring_size
+        self.ring_start_rv = 0       # every event with rv > this is in the ring
+        self.rv = 0
+        self.watchers: set[Watcher] = set()
+        self._ready = asyncio.Event()
+        self._rv_changed = asyncio.Condition()
+        self._task: asyncio.Task | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._load()
+        self._task = asyncio.create_task(self._follow(), name=f"watchcache:{self.resource.plural}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for w in list(self.watchers):
+            w.close()
+        self.watchers.clear()
+
+    async def _load(self) -> None:
+        objects: dict[str, Entry] = {}
+        rev = 0
+        start = ""
+        while True:
+            res = await self.backend.list(self.prefix, start_key=start, limit=10_000, revision=rev)
+            rev = res.revision
+            for kv in res.items:
+                objects[kv.key] = self._entry(kv.key, kv.value, kv.mod_revision)
+            if not res.more:
+                break
+            start = res.items[-1].key + "\x00"
+        self.objects = objects
+        self._sorted_keys = None
+        self.rv = rev
+        self.ring.clear()
+        self.ring_start_rv = rev
+        self._ready.set()
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async for ev in self.backend.watch(self.prefix, after_revision=self.rv):
+                    self._apply(ev)
+            except asyncio.CancelledError:
+                raise
+            except Compacted:
+                await self._resync()
+            except Exception:
+                log.exception("storage watch failed; resyncing", resource=self.resource.plural)
+                await asyncio.sleep(0.5)
+                await self._resync()
+
+    async def _resync(self) -> None:
+        """Reload after losing the storage watch; clients watching across the gap get 410."""
+        old = self.objects
+        await self._load()
+        # Everything before the reload is unreachable by replay now.
+        for w in list(self.watchers):
+            w.close()
+        self.watchers.clear()
+        del old
+
+    def _entry(self, key: str, value: bytes, rv: int) -> Entry:
+        data = codec.with_resource_version(value, rv)
+        obj = orjson.loads(data)
+        meta = obj.get("metadata") or {}
+        return Entry(key, meta.get("namespace", ""), meta.get("name", ""), rv,
+                     meta.get("labels") or {}, self._fields_of(obj), data)
+
+    # --- events ----------------------------------------------------------------------------
+
+    def _apply(self, ev: Event) -> None:
+        key = ev.kv.key
+        prev = self.objects.get(key)
+        entry = self._entry(key, ev.kv.value, ev.revision)
+        if ev.type == "DELETE":
+            self.objects.pop(key, None)
+            self._sorted_keys = None
+            cev = CacheEvent("DELETED", entry, prev, ev.revision)
+        else:
+            if prev is None:
+                self._sorted_keys = None
+            self.objects[key] = entry
+            cev = CacheEvent("MODIFIED" if prev is not None else "ADDED", entry, prev, ev.revision)
+        self.ring.append(cev)
+        while len(self.ring) > self.ring_size:
+            self.ring_start_rv = self.ring.popleft().rv
+        self.rv = ev.revision
+        dropped = [w for w in self.watchers if not w.offer(cev)]
+        for w in dropped:
+            self.watchers.discard(w)
+            w.close()
+        self._notify()
+
+    def _notify(self) -> None:
+        async def wake() -> None:
+            async with self._rv_changed:
+                self._rv_changed.notify_all()
+        if self._rv_changed._waiters:  # type: ignore[attr-defined]
+            asyncio.get_running_loop().create_task(wake())
+
+    async def wait_for_rv(self, rv: int, timeout: float) -> bool:
+        """Wait until the cache has seen revision ``rv``; False on timeout."""
+        if self.rv >= rv:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._rv_changed:
+                    await self._rv_changed.wait_for(lambda: self.rv >= rv)
+        except TimeoutError:
+            return False
+        return True
+
+    # --- reads -----------------------------------------------------------------------------
+
+    async def ready(self) -> None:
+        await self._ready.wait()
+
+    def get(self, key: str) -> Entry | None:
+        return self.objects.get(key)
+
+    def sorted_keys(self) -> list[str]:
+        if self._sorted_keys is None:
+            self._sorted_keys = sorted(self.objects)
+        return self._sorted_keys
+
+    def list(self, namespace: str | None, matches: Filter | None, *, start_key: str = "",
+             limit: int = 0) -> tuple[list[Entry], str | None]:
+        """Matching entries in key order from ``start_key``; also the next key when cut by ``limit``."""
+        out: list[Entry] = []
+        prefix = self.resource.storage_prefix(namespace) if namespace else self.prefix
+        keys = self.sorted_keys()
+        import bisect
+
+        i = bisect.bisect_left(keys, max(prefix, start_key))
+        objects = self.objects
+        for idx in range(i, len(keys)):
+            k = keys[idx]
+            if not k.startswith(prefix):
+                break
+            e = objects[k]
+            if matches is not None and not matches(e):
+                continue
+            if limit and len(out) >= limit:
+                return out, k
+            out.append(e)
+        return out, None
+
+    def watch(self, namespace: str | None, matches: Filter | None, after_rv: int) -> tuple[Watcher, list[CacheEvent]]:
+        """Register a watcher. ``after_rv`` 0 starts with ADDED events for what exists now.
+
+        Returns the watcher and the events to send before its queue. Raises Gone when the ring
+        no longer reaches back to ``after_rv``.
+        """
+        w = Watcher(namespace, matches, after_rv or self.rv)
+        initial: list[CacheEvent] = []
+        if after_rv == 0:
+            entries, _ = self.list(namespace, matches)
+            initial = [CacheEvent("ADDED", e, None, e.rv) for e in entries]
+        elif after_rv < self.rv:
+            if after_rv < self.ring_start_rv:
+                raise Gone(f"too old resource version: {after_rv} ({self.ring_start_rv})")
+            for ev in self.ring:
+                if ev.rv > after_rv:
+                    view = w._view(ev)
+                    if view is not None:
+                        initial.append(view)
+        self.watchers.add(w)
+        return w, initial
+
+    def unwatch(self, w: Watcher) -> None:
+        self.watchers.discard(w)
+        w.close()
+
+    def bookmark(self) -> bytes:
+        obj = {"kind": self.resource.kind, "apiVersion": self.resource.api_version,
+               "metadata": {"resourceVersion": str(self.rv)}}
+        return codec.watch_line("BOOKMARK", orjson.dumps(obj))
+
+
+async def wait_fresh(cache: WatchCache, rv: int, timeout: float = 3.0) -> None:
+    """Wait for the cache to reach ``rv`` or fail as Kubernetes does ("Too large resource version")."""
+    if not await cache.wait_for_rv(rv, timeout):
+        raise Timeout(f"Too large resource version: {rv}, current: {cache.rv}", retry_after=1)
