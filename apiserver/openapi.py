@@ -63,7 +63,8 @@ PATCH_SCHEMA = _META + "Patch"
 def _convert(node: Any) -> Any:
     """Rewrite one schema node: single types instead of ``[t, "null"]``, refs into
     ``components.schemas`` (wrapped in ``allOf`` when the property adds a description, since
-    OpenAPI 3.0 ignores siblings of ``$ref``), int-or-string and quantity unions as strings."""
+    OpenAPI 3.0 ignores siblings of ``$ref``). Unions (IntOrString, Quantity) stay ``oneOf``
+    without a top-level type, which is what makes ``kubectl explain`` name them."""
     if isinstance(node, list):
         return [_convert(x) for x in node]
     if not isinstance(node, dict):
@@ -78,12 +79,6 @@ def _convert(node: Any) -> Any:
         elif key == "enum":
             # The source pins kind/apiVersion with enums; Kubernetes' own documents do not.
             continue
-        elif key == "oneOf" and all(isinstance(o, dict) and set(o) == {"type"} for o in value):
-            types = {t for o in value for t in (o["type"] if isinstance(o["type"], list) else [o["type"]])}
-            out["type"] = "string"
-            if "integer" in types:
-                out["format"] = "int-or-string"
-                out["x-kubernetes-int-or-string"] = True
         elif key in ("properties", "patternProperties"):
             out[key] = {k: _convert(v) for k, v in value.items()}
         elif key in ("items", "additionalProperties", "not"):
