@@ -117,7 +117,10 @@ class EtcdBackend:
         await self._client.connect()
         method = getattr(self._client.kvstub, name)
         try:
-            return await method(request, timeout=self._timeout, metadata=self._client.metadata)
+            # wait_for_ready: while etcd is restarting or electing, wait (up to the timeout)
+            # instead of failing at once.
+            return await method(request, timeout=self._timeout, metadata=self._client.metadata,
+                                wait_for_ready=True)
         except grpc.aio.AioRpcError as e:
             if _is_compacted(e):
                 raise Compacted(revision, await self._compact_revision()) from e
