@@ -629,7 +629,8 @@ def _grpc(method: Callable) -> Callable:
         except d.StartError as e:
             error = (grpc.StatusCode.UNKNOWN, f"failed to start container: {e} (exit code {e.exit_code})")
         except d.DriverError as e:
-            error = (grpc.StatusCode.INTERNAL, str(e))
+            code = grpc.StatusCode.DEADLINE_EXCEEDED if isinstance(e, TimeoutError) else grpc.StatusCode.INTERNAL
+            error = (code, str(e))
         except Exception as e:
             mapped = self.runtime.map_image_error(e)
             if mapped is None:
