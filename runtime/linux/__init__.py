@@ -6,6 +6,7 @@ per-container shim that owns stdio, CRI logs and exit status (``shim``), cgroup 
 (``cgroups``), and the ``RuncDriver`` that ties them together (``driver``).
 """
 
+from . import cgroups, syscalls
 from .driver import ExecTimeoutError, RuncDriver
 
-__all__ = ["ExecTimeoutError", "RuncDriver"]
+__all__ = ["ExecTimeoutError", "RuncDriver", "cgroups", "syscalls"]

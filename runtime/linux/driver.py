@@ -502,48 +502,33 @@ class RuncDriver:
         return await self._exec_tty(c, cmd, stdin)
 
     async def _exec_tty(self, c: _Container, cmd: list[str], want_stdin: bool) -> ExecSession:
+        """``runc exec -t`` in the foreground on a pty of ours: runc relays between that pty and
+        the container's, and forwards our window size when it gets SIGWINCH."""
         loop = asyncio.get_running_loop()
-        name = f"navarch-exec-{c.id[:16]}-{uuid.uuid4().hex[:12]}"
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind("\0" + name)
-        listener.listen(1)
-        listener.setblocking(False)
-        proc = await asyncio.create_subprocess_exec(
-            *self.runc.argv("exec", "--tty", "--console-socket", "@" + name, c.id, *cmd),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        master, slave = os.openpty()
         try:
-            accept = asyncio.ensure_future(loop.sock_accept(listener))
-            exited = asyncio.ensure_future(proc.wait())
-            done, _ = await asyncio.wait({accept, exited}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
-            if accept not in done:
-                accept.cancel()
-                err = await proc.stderr.read()   # type: ignore[union-attr]
-                if proc.returncode is None:
-                    proc.kill()
-                raise DriverError(f"exec with a tty failed: {err.decode(errors='replace').strip()}")
-            conn, _ = accept.result()
-            with conn:
-                conn.setblocking(True)
-                _msg, fds, _f, _a = await asyncio.to_thread(socket.recv_fds, conn, 4096, 1)
+            proc = await asyncio.create_subprocess_exec(
+                *self.runc.argv("exec", "--tty", c.id, *cmd), stdin=slave, stdout=slave, stderr=slave,
+                start_new_session=True)
+        except BaseException:
+            os.close(master)
+            raise
         finally:
-            listener.close()
-        master = fds[0]
+            os.close(slave)
         os.set_blocking(master, False)
         reader = _fd_reader(master)
         writer = None
         if want_stdin:
-            wfd = os.dup(master)
             transport, protocol = await loop.connect_write_pipe(
-                lambda: asyncio.streams.FlowControlMixin(loop), os.fdopen(wfd, "wb", buffering=0))
+                lambda: asyncio.streams.FlowControlMixin(loop), os.fdopen(os.dup(master), "wb", buffering=0))
             writer = asyncio.StreamWriter(transport, protocol, None, loop)
 
         def resize(width: int, height: int) -> None:
-            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
-
-        async def wait() -> int:
-            code = await exited
-            return code
-        return ExecSession(stdin=writer, stdout=reader, stderr=None, wait=asyncio.ensure_future(wait()),
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+                if proc.returncode is None:
+                    os.kill(proc.pid, signal.SIGWINCH)
+        return ExecSession(stdin=writer, stdout=reader, stderr=None, wait=asyncio.ensure_future(proc.wait()),
                            resize=resize)
 
     async def attach(self, spec: ContainerSpec, *, stdin: bool) -> ExecSession:

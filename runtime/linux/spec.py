@@ -7,6 +7,7 @@ Pure functions except ``resolve_user`` (reads the container's /etc/passwd and /e
 from __future__ import annotations
 
 import os
+import resource
 import stat
 from pathlib import Path
 
@@ -50,6 +51,12 @@ MASKED_PATHS = [
     "/sys/firmware", "/sys/devices/virtual/powercap",
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+
+def nofile_limit() -> int:
+    """A generous open-files limit the host lets us grant (we may not raise our own hard limit)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return 1048576 if hard == resource.RLIM_INFINITY else min(1048576, hard)
 
 
 def _cap(name: str) -> str:
@@ -274,7 +281,7 @@ def build(spec: ContainerSpec, *, rootfs: str, namespaces: Namespaces, pod_dir: 
         "env": process_env(spec),
         "cwd": spec.working_dir or cfg.get("WorkingDir") or "/",
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}],
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile_limit(), "soft": nofile_limit()}],
         "noNewPrivileges": sec.no_new_privs,
     }
     if spec.resources.oom_score_adj:

@@ -1,0 +1,344 @@
+"""RuncDriver against the real thing: runc, CNI plugins, overlayfs, cgroups (needs root)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from runtime.driver import DNSConfig, NotFoundError, PortMapping, Resources, StartError
+from runtime.linux import ExecTimeoutError, syscalls
+from tests.runtime.test_linux_harness import (
+    Harness,
+    cgroup_dirs,
+    link_exists,
+    read_log,
+    require_tools,
+)
+
+
+@pytest.fixture
+async def h(tmp_path, busybox_layer_dir):
+    require_tools()
+    harness = Harness(tmp_path / "root", busybox_layer_dir)
+    await harness.driver.start([], [])
+    yield harness
+    await harness.cleanup()
+
+
+async def test_sandbox_gets_ip_and_echo_logs_in_cri_format(h):
+    sb, net = await h.sandbox("web", dns=DNSConfig(servers=["10.0.0.10"], searches=["svc.local"],
+                                                   options=["ndots:5"]))
+    assert ipaddress.ip_address(net.ip) in ipaddress.ip_network(h.cidr)
+    assert net.netns_path and await asyncio.to_thread(os.path.exists, net.netns_path)
+    c = await h.container(sb, ["sh", "-c", "echo hello; echo oops >&2; printf partial; "
+                                           "hostname; cat /etc/resolv.conf; ip -4 addr show eth0"])
+    st = await h.wait_state(c)
+    assert (st.exit_code, st.reason) == (0, "Completed")
+    assert 0 < st.started_at <= st.finished_at
+    lines = read_log(c.log_path)
+    assert ("stdout", "F", b"hello") in lines
+    assert ("stderr", "F", b"oops") in lines
+    out = b"\n".join(text for stream, _, text in lines if stream == "stdout")
+    assert b"partialweb" in out              # printf without newline joins the next line
+    assert b"nameserver 10.0.0.10" in out and b"search svc.local" in out and b"options ndots:5" in out
+    assert f"inet {net.ip}/".encode() in out
+
+
+async def test_long_lines_are_split_into_partial_entries(h):
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["sh", "-c", "head -c 40000 /dev/zero | tr '\\0' x; echo"])
+    await h.wait_state(c)
+    lines = read_log(c.log_path)
+    assert [tag for _, tag, _ in lines] == ["P", "P", "F"]
+    assert b"".join(text for _, _, text in lines) == b"x" * 40000
+
+
+@pytest.mark.parametrize("script,code,reason", [
+    ("exit 0", 0, "Completed"),
+    ("exit 3", 3, "Error"),
+    ("exit 255", 255, "Error"),
+])
+async def test_exit_codes_and_reasons(h, script, code, reason):
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["sh", "-c", "sleep 0.2; " + script])
+    st = await h.wait_state(c)
+    assert (st.exit_code, st.reason) == (code, reason)
+
+
+async def test_killed_by_a_signal(h):
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["sleep", "1000"])
+    st = await h.wait_state(c, "RUNNING")
+    os.kill(st.pid, 9)
+    st = await h.wait_state(c)
+    assert (st.exit_code, st.reason) == (137, "Error")
+
+
+async def test_missing_command_is_a_start_error(h):
+    sb, _ = await h.sandbox()
+    with pytest.raises(StartError) as err:
+        await h.container(sb, ["/no/such/binary"])
+    assert err.value.exit_code == 127
+    st = await h.driver.container_state(h.containers[-1])
+    assert (st.state, st.exit_code, st.reason) == ("EXITED", 127, "StartError")
+    assert "no/such/binary" in st.message
+
+
+async def test_stop_sends_the_stop_signal_then_kills_after_timeout(h):
+    sb, _ = await h.sandbox()
+    stubborn = await h.container(sb, ["sh", "-c", "trap '' TERM; echo ready; sleep 100"], name="stubborn")
+    polite = await h.container(sb, ["sh", "-c", "trap 'echo got-usr1; exit 0' USR1; echo ready; "
+                                                "while true; do sleep 0.1; done"],
+                               name="polite", image_config={"StopSignal": "SIGUSR1"})
+    for c in (stubborn, polite):
+        await h.wait_state(c, "RUNNING")
+        await wait_log(c, b"ready")
+    await asyncio.gather(h.driver.stop_container(stubborn, 1), h.driver.stop_container(polite, 30))
+    st = await h.driver.container_state(stubborn)
+    assert (st.state, st.exit_code, st.reason) == ("EXITED", 137, "Error")
+    st = await h.driver.container_state(polite)
+    assert (st.state, st.exit_code, st.reason) == ("EXITED", 0, "Completed")
+    assert ("stdout", "F", b"got-usr1") in read_log(polite.log_path)
+    await h.driver.stop_container(stubborn, 1)     # idempotent
+
+
+async def test_oom_kill_under_memory_limit(h):
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["sh", "-c", "head -c 64m /dev/zero | tail"],
+                          resources=Resources(memory_limit_in_bytes=16 * 1024 * 1024))
+    st = await h.wait_state(c)
+    assert st.reason == "OOMKilled"
+    assert st.exit_code != 0
+
+
+async def test_cgroup_limits_are_visible_inside(h):
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["sleep", "1000"], resources=Resources(
+        memory_limit_in_bytes=48 * 1024 * 1024, cpu_quota=50000, cpu_period=100000, cpu_shares=512,
+        pids_limit=64))
+    await h.wait_state(c, "RUNNING")
+    files = {
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes": str(48 * 1024 * 1024),
+        "/sys/fs/cgroup/cpu/cpu.cfs_quota_us": "50000",
+        "/sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000",
+        "/sys/fs/cgroup/cpu/cpu.shares": "512",
+        "/sys/fs/cgroup/pids/pids.max": "64",
+    }
+    for path, want in files.items():
+        out, err, code = await h.driver.exec_sync(c, ["cat", path], 10)
+        assert (code, out.strip().decode()) == (0, want), (path, err)
+    # The host sees the same limit at the container's cgroup path.
+    host = f"/sys/fs/cgroup/memory{h.driver.cgroups_path(c.id)}/memory.limit_in_bytes"
+    assert (await asyncio.to_thread(Path(host).read_text)).strip() == str(48 * 1024 * 1024)
+    await h.driver.update_resources(c, Resources(memory_limit_in_bytes=64 * 1024 * 1024))
+    out, _, _ = await h.driver.exec_sync(c, ["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"], 10)
+    assert out.strip() == str(64 * 1024 * 1024).encode()
+    usage = await h.driver.container_usage(c)
+    assert usage.memory_usage_bytes > 0 and usage.cpu_usage_core_nanoseconds > 0
+
+
+async def test_two_pods_reach_each_other_by_pod_ip(h):
+    server_sb, server_net = await h.sandbox("server")
+    client_sb, client_net = await h.sandbox("client")
+    assert server_net.ip != client_net.ip
+    await h.container(server_sb, ["httpd", "-f", "-p", "80", "-h", "/var/www"], name="httpd")
+    client = await h.container(client_sb, ["sleep", "1000"], name="client")
+    await h.wait_state(client, "RUNNING")
+    out = await retry_exec(h, client, ["wget", "-q", "-O", "-", f"http://{server_net.ip}/"])
+    assert out == b"hello from busybox\n"
+    _, _, code = await h.driver.exec_sync(client, ["ping", "-c", "1", "-W", "3", server_net.ip], 10)
+    assert code == 0
+
+
+async def test_port_forward_dials_inside_the_pod(h):
+    sb, net = await h.sandbox("pf")
+    c = await h.container(sb, ["httpd", "-f", "-p", "8080", "-h", "/var/www"])
+    await h.wait_state(c, "RUNNING")
+    await retry_exec(h, c, ["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"])
+    reader, writer = await h.driver.port_forward(sb, net, 8080)
+    writer.write(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    body = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert body.startswith(b"HTTP/1.") and body.endswith(b"hello from busybox\n")
+
+
+async def test_exec_sync_output_code_and_timeout(h):
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["sleep", "1000"], envs=[("GREETING", "hi")], working_dir="/tmp")
+    await h.wait_state(c, "RUNNING")
+    out, err, code = await h.driver.exec_sync(c, ["sh", "-c", "echo $GREETING; pwd; echo bad >&2; exit 5"], 10)
+    assert (out, err, code) == (b"hi\n/tmp\n", b"bad\n", 5)
+    with pytest.raises(ExecTimeoutError):
+        await h.driver.exec_sync(c, ["sleep", "30"], 1)
+    out, _, _ = await h.driver.exec_sync(c, ["ps"], 10)
+    assert b"sleep 30" not in out          # the timed-out process was killed
+
+
+async def test_exec_with_tty_and_stdin(h):
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["sleep", "1000"])
+    await h.wait_state(c, "RUNNING")
+    plain = await h.driver.exec(c, ["sh", "-c", "read x; echo got:$x; echo e >&2"], tty=False, stdin=True)
+    plain.stdin.write(b"abc\n")
+    await plain.stdin.drain()
+    assert await asyncio.wait_for(plain.stdout.read(), 10) == b"got:abc\n"
+    assert await asyncio.wait_for(plain.stderr.read(), 10) == b"e\n"
+    assert await asyncio.wait_for(plain.wait, 10) == 0
+    tty = await h.driver.exec(c, ["sh", "-c", "tty; exit 4"], tty=True, stdin=False)
+    tty.resize(100, 40)
+    out = await asyncio.wait_for(tty.stdout.read(), 10)
+    assert b"/dev/pts/" in out
+    assert await asyncio.wait_for(tty.wait, 10) == 4
+
+
+async def test_attach_sees_output_and_feeds_stdin(h):
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["sh", "-c", "read line; echo echoed:$line; exit 2"], stdin=True)
+    await h.wait_state(c, "RUNNING")
+    session = await h.driver.attach(c, stdin=True)
+    session.stdin.write(b"ping\n")
+    await session.stdin.drain()
+    assert await asyncio.wait_for(session.stdout.readline(), 10) == b"echoed:ping\n"
+    assert await asyncio.wait_for(session.wait, 10) == 2
+
+
+async def test_reopen_log_after_rotation(h):
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["sh", "-c", "trap 'echo second' USR2; echo first; "
+                                           "while true; do sleep 0.1; done"])
+    await wait_log(c, b"first")
+    os.rename(c.log_path, c.log_path + ".1")
+    await h.driver.reopen_log(c)
+    await wait_for(lambda: os.path.exists(c.log_path))
+    await h.driver.exec_sync(c, ["kill", "-USR2", "1"], 10)
+    await wait_log(c, b"second")
+    assert [t for _, _, t in read_log(c.log_path)] == [b"second"]
+
+
+async def test_user_from_image_and_security_context(h):
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["id"], image_config={"User": "nobody"}, name="nobody")
+    await h.wait_state(c)
+    assert read_log(c.log_path)[0][2].startswith(b"uid=65534(nobody) gid=65534(nogroup)")
+
+
+async def test_readonly_rootfs_and_host_mount(h, tmp_path):
+    from runtime.driver import Mount, SecurityContext
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "in.txt").write_text("from host\n")
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["sh", "-c", "cat /data/in.txt; touch /x 2>/dev/null || echo ro-root; "
+                                           "echo written > /data/out.txt"],
+                          mounts=[Mount("/data", str(shared))], security=SecurityContext(readonly_rootfs=True))
+    st = await h.wait_state(c)
+    assert st.exit_code == 0
+    assert [t for _, _, t in read_log(c.log_path)] == [b"from host", b"ro-root"]
+    assert (shared / "out.txt").read_text() == "written\n"
+
+
+async def test_host_network_sandbox(h):
+    sb, net = await h.sandbox("hostnet", host_network=True)
+    assert (net.ip, net.netns_path) == ("", "")
+    c = await h.container(sb, ["sh", "-c", "ls /sys/class/net"])
+    await h.wait_state(c)
+    names = [t for _, _, t in read_log(c.log_path)]
+    assert b"lo" in names and len(names) > 1      # the host's interfaces, not just a private lo
+
+
+async def test_restart_recovers_running_container_and_sees_its_exit(h):
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["sh", "-c", "echo before; while [ ! -f /tmp/stop ]; do sleep 0.1; done; "
+                                           "echo after; exit 7"])
+    await wait_log(c, b"before")
+    await h.driver.close()
+    h.driver = h.new_driver()        # a new daemon on the same root
+    await h.driver.start([sb], [c])
+    st = await h.driver.container_state(c)
+    assert st.state == "RUNNING"
+    await h.driver.exec_sync(c, ["touch", "/tmp/stop"], 10)
+    st = await h.wait_state(c)
+    assert (st.exit_code, st.reason) == (7, "Error")
+    assert ("stdout", "F", b"after") in read_log(c.log_path)
+    await h.driver.stop_container(c, 5)
+
+
+async def test_removal_leaks_nothing(h):
+    sb, net = await h.sandbox("leaky", port_mappings=[PortMapping("TCP", 80, 18080 + os.getpid() % 1000)])
+    c1 = await h.container(sb, ["sleep", "1000"], name="a")
+    c2 = await h.container(sb, ["sh", "-c", "exit 0"], name="b")
+    await h.wait_state(c1, "RUNNING")
+    await h.wait_state(c2)
+    saved = orjson.loads((sb.state_dir / "network.json").read_bytes())
+    host_veths = [i["name"] for i in saved["attachment"]["result"]["interfaces"]
+                  if not i.get("sandbox") and i["name"] != h.bridge]
+    assert host_veths and all(link_exists(v) for v in host_veths)
+    reservation = h.root / "cni" / "ipam" / "navarch" / net.ip
+    assert reservation.exists()
+    cg = [h.driver.cgroups_path(c.id) for c in (c1, c2)]
+    assert all(cgroup_dirs(p) for p in cg)
+    assert syscalls.mounts_under(str(h.root))
+
+    await h.driver.stop_sandbox(sb)
+    for c in (c1, c2):
+        await h.driver.remove_container(c)
+    await h.driver.remove_sandbox(sb)
+    await h.driver.remove_sandbox(sb)      # idempotent
+
+    assert syscalls.mounts_under(str(h.root)) == []
+    assert not await asyncio.to_thread(os.path.exists, net.netns_path)
+    assert not any(link_exists(v) for v in host_veths)
+    assert not reservation.exists()
+    assert all(cgroup_dirs(p) == [] for p in cg)
+    assert not sb.state_dir.exists() and not c1.state_dir.exists() and not c2.state_dir.exists()
+    assert not (h.root / "ns" / sb.id).exists()
+    runc_list = await output("runc", "--root", str(h.root / "runc"), "list", "-q")
+    assert runc_list.split() == []
+    nat = await output("iptables", "-t", "nat", "-S")
+    assert sb.id[:12] not in nat and f"--dport {18080 + os.getpid() % 1000}" not in nat
+    with pytest.raises(NotFoundError):
+        await h.driver.container_state(c1)
+
+
+# ---- helpers
+
+
+async def output(*argv: str) -> str:
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, argv
+    return out.decode()
+
+
+async def wait_for(pred, limit: float = 30) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not pred():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.05)
+
+
+async def wait_log(c, text: bytes) -> None:
+    def seen() -> bool:
+        try:
+            return any(t == text for _, _, t in read_log(c.log_path))
+        except FileNotFoundError:
+            return False
+    await wait_for(seen)
+
+
+async def retry_exec(h, c, cmd: list[str], attempts: int = 50) -> bytes:
+    err = b""
+    for _ in range(attempts):
+        out, err, code = await h.driver.exec_sync(c, cmd, 10)
+        if code == 0:
+            return out
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{cmd} kept failing: {err!r}")
