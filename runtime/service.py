@@ -202,6 +202,9 @@ class Runtime:
 
     async def close(self) -> None:
         await self.driver.close()
+        close_images = getattr(self.images, "close", None)
+        if close_images is not None:
+            await close_images()
 
     def _lock(self, id_: str) -> asyncio.Lock:
         lock = self._locks.get(id_)
@@ -939,7 +942,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
 
     @_grpc
     async def ImageFsInfo(self, request, context):
-        used, inodes, mountpoint = self.images.fs_info()
+        used, inodes, mountpoint = await asyncio.to_thread(self.images.fs_info)
         return pb.ImageFsInfoResponse(image_filesystems=[pb.FilesystemUsage(
             timestamp=now_ns(), fs_id=pb.FilesystemIdentifier(mountpoint=str(mountpoint)),
             used_bytes=pb.UInt64Value(value=int(used)), inodes_used=pb.UInt64Value(value=int(inodes)))])
