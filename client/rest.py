@@ -1,0 +1,463 @@
+"""REST calls and watch streams against a Kubernetes-compatible API server.
+
+``Client`` addresses resources by ``api.registry.ResourceInfo`` (or a name ``registry.resolve``
+understands, such as ``"pods"`` or ``"deployments.apps"``), a namespace and a name, and speaks the
+Kubernetes REST API: the same paths, query options, verbs and ``Status`` bodies. Every non-2xx
+answer is raised as the typed error from ``api.errors`` (``NotFound``, ``Conflict``, ...);
+transport failures surface as ``aiohttp.ClientError`` / ``asyncio.TimeoutError``.
+
+Objects are plain dicts decoded with orjson; what a call returns belongs to the caller.
+
+Watches are async iterators of ``(type, object)`` with type ADDED, MODIFIED, DELETED or BOOKMARK.
+They end when the server closes the stream (its ``timeoutSeconds`` ran out) and raise
+``api.errors.Gone`` when the server reports the requested resourceVersion as too old (a 410
+ERROR event), or the matching typed error for any other ERROR event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from api import errors, registry
+from api.registry import ResourceInfo
+from client.kubeconfig import Config, ConnectionConfig
+
+PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+
+DEFAULT_TIMEOUT = 30.0
+USER_AGENT = "navarch-client/0.1"
+
+Resource = ResourceInfo | str
+
+
+def resource_info(resource: Resource) -> ResourceInfo:
+    if isinstance(resource, ResourceInfo):
+        return resource
+    info = registry.resolve(resource)
+    if info is None:
+        raise ValueError(f"unknown resource {resource!r}")
+    return info
+
+
+def _bool(v: bool) -> str:
+    return "true" if v else "false"
+
+
+def _params(**opts: Any) -> dict[str, str]:
+    """Query parameters with Kubernetes' names; None values are left out."""
+    names = {
+        "label_selector": "labelSelector", "field_selector": "fieldSelector", "limit": "limit",
+        "continue_": "continue", "resource_version": "resourceVersion",
+        "resource_version_match": "resourceVersionMatch", "timeout_seconds": "timeoutSeconds",
+        "allow_watch_bookmarks": "allowWatchBookmarks", "send_initial_events": "sendInitialEvents",
+        "field_manager": "fieldManager", "field_validation": "fieldValidation", "force": "force",
+        "propagation_policy": "propagationPolicy", "grace_period_seconds": "gracePeriodSeconds",
+        "pretty": "pretty",
+    }
+    out: dict[str, str] = {}
+    for key, value in opts.items():
+        if value is None:
+            continue
+        if key == "dry_run":
+            if value:
+                out["dryRun"] = "All"
+            continue
+        name = names.get(key, key)
+        if isinstance(value, bool):
+            out[name] = _bool(value)
+        elif isinstance(value, dict):  # a selector given as {"app": "web"}
+            out[name] = ",".join(f"{k}={v}" for k, v in value.items())
+        else:
+            out[name] = str(value)
+    return out
+
+
+def _status_error(code: int, body: bytes, reason: str | None = None) -> errors.StatusError:
+    try:
+        doc = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("kind") == "Status":
+        return errors.from_status(doc, code)
+    text = body.decode("utf-8", "replace").strip() if body else (reason or "")
+    return errors.from_status({"code": code, "message": text or f"HTTP {code}"}, code)
+
+
+class Client:
+    """An async client for one API server. Use as ``async with Client(...) as c:`` or call
+    ``close()``; one instance holds a connection pool and is meant to be shared by a process."""
+
+    def __init__(self, server: str, *, namespace: str = "default", token: str | None = None,
+                 username: str | None = None, password: str | None = None,
+                 ssl: Any = None, timeout: float = DEFAULT_TIMEOUT, pool_size: int = 100,
+                 user_agent: str = USER_AGENT):
+        self.server = server.rstrip("/")
+        self.namespace = namespace
+        self.timeout = timeout
+        self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._auth = aiohttp.BasicAuth(username, password or "") if username and not token else None
+        self._ssl = ssl
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def from_connection(cls, conn: ConnectionConfig, **kw: Any) -> Client:
+        """A client for resolved kubeconfig settings (blocking: reads token and TLS files)."""
+        return cls(conn.server, namespace=conn.namespace, token=conn.bearer_token(),
+                   username=conn.username, password=conn.password, ssl=conn.ssl_context(), **kw)
+
+    @classmethod
+    async def from_kubeconfig(cls, path: str | os.PathLike[str] | None = None, context: str | None = None,
+                              **kw: Any) -> Client:
+        """A client for ``context`` of the kubeconfig at ``path`` ($KUBECONFIG or ~/.kube/config)."""
+
+        def build() -> Client:
+            return cls.from_connection(Config.load(path).for_context(context), **kw)
+
+        return await asyncio.to_thread(build)
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size,
+                                             ssl=self._ssl if self._ssl is not None else True,
+                                             keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers, auth=self._auth,
+                                                  json_serialize=lambda o: orjson.dumps(o).decode())
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def path(self, resource: Resource, namespace: str | None = None, name: str | None = None,
+             subresource: str | None = None) -> str:
+        """The URL path of a collection, an object or a subresource.
+
+        A namespaced resource with ``namespace=None`` addresses all namespaces (list/watch only).
+        """
+        info = resource_info(resource)
+        parts = [info.url_prefix]
+        if info.namespaced and namespace:
+            parts += ["namespaces", quote(namespace, safe="")]
+        parts.append(info.plural)
+        if name is not None:
+            if not name:
+                raise ValueError(f"{info.plural}: empty name")
+            parts.append(quote(name, safe=""))
+        if subresource:
+            parts.append(subresource)
+        return "/".join(parts)
+
+    def _object_namespace(self, info: ResourceInfo, namespace: str | None, obj: dict[str, Any] | None = None
+                          ) -> str | None:
+        if not info.namespaced:
+            return None
+        if namespace:
+            return namespace
+        if obj is not None:
+            ns = (obj.get("metadata") or {}).get("namespace")
+            if ns:
+                return ns
+        return self.namespace
+
+    # -- raw requests ----------------------------------------------------------------------
+
+    async def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                      body: Any = None, content_type: str | None = None, raw: bool = False,
+                      headers: dict[str, str] | None = None, timeout: float | None = None) -> Any:
+        """One HTTP call. ``body`` is JSON-encoded unless bytes/str. Returns decoded JSON (or the
+        raw bytes with ``raw=True``, e.g. for ``pods/log``); non-2xx raises the typed error."""
+        hdrs = dict(headers or {})
+        data: bytes | None = None
+        if body is not None:
+            if isinstance(body, bytes | bytearray):
+                data = bytes(body)
+            elif isinstance(body, str):
+                data = body.encode()
+            else:
+                data = orjson.dumps(body)
+            hdrs.setdefault("Content-Type", content_type or "application/json")
+        elif content_type:
+            hdrs["Content-Type"] = content_type
+        if raw:
+            hdrs.setdefault("Accept", "*/*")
+        t = aiohttp.ClientTimeout(total=timeout if timeout is not None else self.timeout)
+        async with self._session_now().request(method, self.server + path, params=params, data=data,
+                                               headers=hdrs, timeout=t) as resp:
+            payload = await resp.read()
+            if resp.status >= 400:
+                raise _status_error(resp.status, payload, resp.reason)
+            if raw:
+                return payload
+            if not payload:
+                return None
+            try:
+                return orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                return payload.decode("utf-8", "replace")
+
+    # -- verbs -----------------------------------------------------------------------------
+
+    async def get(self, resource: Resource, name: str, namespace: str | None = None, *,
+                  resource_version: str | None = None) -> dict[str, Any]:
+        info = resource_info(resource)
+        ns = self._object_namespace(info, namespace)
+        return await self.request("GET", self.path(info, ns, name),
+                                  params=_params(resource_version=resource_version))
+
+    async def list(self, resource: Resource, namespace: str | None = None, *,
+                   label_selector: str | dict[str, str] | None = None, field_selector: str | None = None,
+                   limit: int | None = None, continue_: str | None = None,
+                   resource_version: str | None = None, resource_version_match: str | None = None,
+                   timeout_seconds: int | None = None) -> dict[str, Any]:
+        """One page of a list (``namespace=None``: all namespaces); see ``list_all``/``iter_list``."""
+        info = resource_info(resource)
+        params = _params(label_selector=label_selector, field_selector=field_selector, limit=limit,
+                         continue_=continue_, resource_version=resource_version,
+                         resource_version_match=resource_version_match, timeout_seconds=timeout_seconds)
+        return await self.request("GET", self.path(info, namespace), params=params)
+
+    async def iter_pages(self, resource: Resource, namespace: str | None = None, *, page_size: int = 500,
+                         **opts: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every page of a list, following ``metadata.continue`` until the server says it is done."""
+        token: str | None = None
+        while True:
+            page = await self.list(resource, namespace, limit=page_size, continue_=token, **opts)
+            yield page
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            # The continue token pins the snapshot; resourceVersion must not be sent with it.
+            opts.pop("resource_version", None)
+            opts.pop("resource_version_match", None)
+
+    async def iter_list(self, resource: Resource, namespace: str | None = None, *, page_size: int = 500,
+                        **opts: Any) -> AsyncIterator[dict[str, Any]]:
+        async for page in self.iter_pages(resource, namespace, page_size=page_size, **opts):
+            for item in page.get("items") or []:
+                yield item
+
+    async def list_all(self, resource: Resource, namespace: str | None = None, *, page_size: int = 500,
+                       **opts: Any) -> dict[str, Any]:
+        """The whole list, fetched in pages, as one List object whose ``metadata.resourceVersion``
+        is the snapshot's (the first page's)."""
+        items: list[dict[str, Any]] = []
+        first: dict[str, Any] | None = None
+        async for page in self.iter_pages(resource, namespace, page_size=page_size, **opts):
+            if first is None:
+                first = page
+            items.extend(page.get("items") or [])
+        assert first is not None
+        meta = dict(first.get("metadata") or {})
+        meta.pop("continue", None)
+        meta.pop("remainingItemCount", None)
+        out = {k: v for k, v in first.items() if k not in ("items", "metadata")}
+        out["metadata"] = meta
+        out["items"] = items
+        return out
+
+    async def create(self, resource: Resource, obj: dict[str, Any], namespace: str | None = None, *,
+                     dry_run: bool = False, field_manager: str | None = None,
+                     field_validation: str | None = None) -> dict[str, Any]:
+        info = resource_info(resource)
+        ns = self._object_namespace(info, namespace, obj)
+        params = _params(dry_run=dry_run, field_manager=field_manager, field_validation=field_validation)
+        return await self.request("POST", self.path(info, ns), params=params, body=obj)
+
+    async def update(self, resource: Resource, obj: dict[str, Any], namespace: str | None = None, *,
+                     subresource: str | None = None, dry_run: bool = False, field_manager: str | None = None,
+                     field_validation: str | None = None) -> dict[str, Any]:
+        """PUT the whole object (compare-and-swap on its ``metadata.resourceVersion``)."""
+        info = resource_info(resource)
+        ns = self._object_namespace(info, namespace, obj)
+        name = (obj.get("metadata") or {}).get("name") or ""
+        params = _params(dry_run=dry_run, field_manager=field_manager, field_validation=field_validation)
+        return await self.request("PUT", self.path(info, ns, name, subresource), params=params, body=obj)
+
+    async def update_status(self, resource: Resource, obj: dict[str, Any], namespace: str | None = None,
+                            **opts: Any) -> dict[str, Any]:
+        return await self.update(resource, obj, namespace, subresource="status", **opts)
+
+    async def patch(self, resource: Resource, name: str, patch: Any, namespace: str | None = None, *,
+                    patch_type: str = "merge", subresource: str | None = None, dry_run: bool = False,
+                    field_manager: str | None = None, field_validation: str | None = None,
+                    force: bool | None = None) -> dict[str, Any]:
+        """PATCH with ``patch_type`` one of merge, json, strategic, apply (apply needs
+        ``field_manager``; its body may be a dict or YAML/JSON text)."""
+        info = resource_info(resource)
+        ns = self._object_namespace(info, namespace, patch if isinstance(patch, dict) else None)
+        try:
+            ctype = PATCH_TYPES[patch_type]
+        except KeyError:
+            raise ValueError(f"patch_type must be one of {sorted(PATCH_TYPES)}") from None
+        params = _params(dry_run=dry_run, field_manager=field_manager, field_validation=field_validation,
+                         force=force)
+        return await self.request("PATCH", self.path(info, ns, name, subresource), params=params,
+                                  body=patch, content_type=ctype)
+
+    async def delete(self, resource: Resource, name: str, namespace: str | None = None, *,
+                     propagation_policy: str | None = None, grace_period_seconds: int | None = None,
+                     preconditions: dict[str, str] | None = None, dry_run: bool = False) -> dict[str, Any]:
+        """DELETE; returns what the server returns (the object, or a Success Status)."""
+        info = resource_info(resource)
+        ns = self._object_namespace(info, namespace)
+        body = None
+        if preconditions:
+            body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": preconditions}
+        params = _params(propagation_policy=propagation_policy, grace_period_seconds=grace_period_seconds,
+                         dry_run=dry_run)
+        return await self.request("DELETE", self.path(info, ns, name), params=params, body=body)
+
+    async def delete_collection(self, resource: Resource, namespace: str | None = None, *,
+                                label_selector: str | dict[str, str] | None = None,
+                                field_selector: str | None = None, propagation_policy: str | None = None,
+                                grace_period_seconds: int | None = None, dry_run: bool = False
+                                ) -> dict[str, Any]:
+        info = resource_info(resource)
+        ns = self._object_namespace(info, namespace)
+        params = _params(label_selector=label_selector, field_selector=field_selector,
+                         propagation_policy=propagation_policy, grace_period_seconds=grace_period_seconds,
+                         dry_run=dry_run)
+        return await self.request("DELETE", self.path(info, ns), params=params)
+
+    def watch(self, resource: Resource, namespace: str | None = None, *, resource_version: str | None = None,
+              label_selector: str | dict[str, str] | None = None, field_selector: str | None = None,
+              allow_bookmarks: bool = True, timeout_seconds: int | None = None,
+              send_initial_events: bool | None = None, name: str | None = None) -> Watch:
+        """A watch stream (``namespace=None``: all namespaces; ``name``: one object, as a
+        ``metadata.name`` field selector). Iterate it with ``async for type, obj in ...``."""
+        info = resource_info(resource)
+        if name is not None:
+            by_name = f"metadata.name={name}"
+            field_selector = f"{field_selector},{by_name}" if field_selector else by_name
+        params = _params(watch=True, resource_version=resource_version, label_selector=label_selector,
+                         field_selector=field_selector, allow_watch_bookmarks=allow_bookmarks or None,
+                         timeout_seconds=timeout_seconds, send_initial_events=send_initial_events)
+        return Watch(self, self.path(info, namespace), params, timeout_seconds)
+
+    # -- common subresources ---------------------------------------------------------------
+
+    async def bind(self, pod_namespace: str, pod_name: str, node_name: str) -> Any:
+        body = {"apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": pod_name, "namespace": pod_namespace},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
+        return await self.request("POST", self.path("pods", pod_namespace, pod_name, "binding"), body=body)
+
+    async def get_scale(self, resource: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
+        info = resource_info(resource)
+        return await self.request("GET", self.path(info, self._object_namespace(info, namespace), name, "scale"))
+
+    async def set_scale(self, resource: Resource, name: str, replicas: int, namespace: str | None = None
+                        ) -> dict[str, Any]:
+        return await self.patch(resource, name, {"spec": {"replicas": replicas}}, namespace,
+                                subresource="scale")
+
+    async def logs(self, name: str, namespace: str | None = None, *, container: str | None = None,
+                   tail_lines: int | None = None, previous: bool = False, timestamps: bool = False) -> bytes:
+        params = _params(container=container, tailLines=tail_lines, previous=previous or None,
+                         timestamps=timestamps or None)
+        ns = namespace or self.namespace
+        return await self.request("GET", self.path("pods", ns, name, "log"), params=params, raw=True)
+
+
+class Watch:
+    """One watch request as an async iterator of ``(type, object)``; see the module docstring.
+
+    ``resource_version`` is the last resourceVersion seen (from any event, bookmarks included),
+    which is where a caller resumes after the stream ends.
+    """
+
+    def __init__(self, client: Client, path: str, params: dict[str, str], timeout_seconds: int | None):
+        self._client = client
+        self._path = path
+        self._params = params
+        # Reads may legitimately stall between events; only bound them when the server was asked to
+        # end the stream, with a margin so that its own close wins.
+        self._read_timeout = None if timeout_seconds is None else timeout_seconds + 30.0
+        self._resp: aiohttp.ClientResponse | None = None
+        self._buf = bytearray()
+        self._lines: deque[bytes] = deque()
+        self._done = False
+        self.resource_version: str | None = params.get("resourceVersion")
+
+    def __aiter__(self) -> Watch:
+        return self
+
+    async def _open(self) -> aiohttp.ClientResponse:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._client.timeout,
+                                        sock_read=self._read_timeout)
+        resp = await self._client._session_now().get(self._client.server + self._path, params=self._params,
+                                                     timeout=timeout)
+        if resp.status >= 400:
+            body = await resp.read()
+            resp.release()
+            raise _status_error(resp.status, body, resp.reason)
+        return resp
+
+    async def __anext__(self) -> tuple[str, dict[str, Any]]:
+        if self._done:
+            raise StopAsyncIteration
+        if self._resp is None:
+            self._resp = await self._open()
+        while not self._lines:
+            try:
+                chunk = await self._resp.content.readany()
+            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
+                chunk = b""
+            if not chunk:
+                await self.close()
+                raise StopAsyncIteration
+            self._buf += chunk
+            if b"\n" in chunk:
+                *complete, rest = bytes(self._buf).split(b"\n")
+                self._buf = bytearray(rest)
+                self._lines.extend(line for line in complete if line.strip())
+        line = self._lines.popleft()
+        event = orjson.loads(line)
+        etype = event.get("type")
+        obj = event.get("object") or {}
+        if etype == "ERROR":
+            await self.close()
+            raise errors.from_status(obj, obj.get("code"))
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        if rv:
+            self.resource_version = rv
+        return etype, obj
+
+    async def close(self) -> None:
+        self._done = True
+        if self._resp is not None:
+            self._resp.close()
+            self._resp = None
+
+    async def __aenter__(self) -> Watch:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

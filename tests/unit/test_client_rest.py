@@ -1,0 +1,207 @@
+"""The REST client against a fake server speaking the Kubernetes wire protocol."""
+
+import asyncio
+
+import pytest
+from aiohttp import web
+
+from api import errors, registry
+from client.rest import Client
+from tests.client.fakeserver import make_pod, running_fake
+
+PODS = registry.resolve("pods")
+NODES = registry.resolve("nodes")
+DEPLOYMENTS = registry.resolve("deployments")
+
+
+@pytest.fixture
+async def fake():
+    async with running_fake() as server:
+        yield server
+
+
+@pytest.fixture
+async def client(fake):
+    async with Client(fake.url, token="secret-token") as c:
+        yield c
+
+
+@pytest.mark.parametrize(("args", "path"), [
+    (("pods", "ns1"), "/api/v1/namespaces/ns1/pods"),
+    (("pods", None), "/api/v1/pods"),
+    (("pods", "ns1", "p"), "/api/v1/namespaces/ns1/pods/p"),
+    (("pods", "ns1", "p", "binding"), "/api/v1/namespaces/ns1/pods/p/binding"),
+    (("nodes", "ignored", "n1"), "/api/v1/nodes/n1"),
+    (("deployments.apps", "d", "web", "scale"), "/apis/apps/v1/namespaces/d/deployments/web/scale"),
+    (("leases", "kube-system", "x"), "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/x"),
+])
+async def test_paths(args, path):
+    assert Client("http://127.0.0.1:1").path(*args) == path
+
+
+async def test_unknown_resource_name_is_refused():
+    with pytest.raises(ValueError, match="unknown resource"):
+        Client("http://127.0.0.1:1").path("widgets")
+
+
+async def test_crud_round_trip_and_typed_errors(fake, client):
+    created = await client.create(PODS, make_pod("a", labels={"app": "web"}))
+    assert created["metadata"]["namespace"] == "default", "namespace defaults to the client's"
+    got = await client.get(PODS, "a")
+    assert got["metadata"]["uid"] == created["metadata"]["uid"]
+    with pytest.raises(errors.AlreadyExists):
+        await client.create(PODS, make_pod("a"))
+    got["metadata"]["labels"]["tier"] = "front"
+    updated = await client.update(PODS, got)
+    assert updated["metadata"]["resourceVersion"] != got["metadata"]["resourceVersion"]
+    with pytest.raises(errors.Conflict):
+        await client.update(PODS, got)  # stale resourceVersion
+    patched = await client.patch(PODS, "a", {"metadata": {"labels": {"tier": None, "x": "y"}}})
+    assert patched["metadata"]["labels"] == {"app": "web", "x": "y"}
+    got = await client.get(PODS, "a")
+    got["status"] = {"phase": "Running"}
+    await client.update_status(PODS, got)
+    assert (await client.get(PODS, "a"))["status"] == {"phase": "Running"}
+    await client.delete(PODS, "a")
+    with pytest.raises(errors.NotFound) as info:
+        await client.get(PODS, "a")
+    assert info.value.name == "a"
+    assert fake.requests[0][0] == "POST"
+
+
+async def test_bearer_token_and_query_options_on_the_wire(fake, client):
+    seen = {}
+
+    async def capture(request):
+        seen["auth"] = request.headers.get("Authorization")
+        seen["query"] = dict(request.query)
+        return web.json_response({"kind": "Status", "status": "Success"})
+
+    fake.override = capture
+    await client.delete(PODS, "a", "ns", propagation_policy="Foreground", grace_period_seconds=0,
+                        dry_run=True)
+    assert seen["auth"] == "Bearer secret-token"
+    assert seen["query"] == {"propagationPolicy": "Foreground", "gracePeriodSeconds": "0", "dryRun": "All"}
+    await client.list(PODS, "ns", label_selector={"app": "web", "tier": "db"}, field_selector="spec.nodeName=n1",
+                      limit=5, resource_version="0")
+    assert seen["query"] == {"labelSelector": "app=web,tier=db", "fieldSelector": "spec.nodeName=n1",
+                             "limit": "5", "resourceVersion": "0"}
+    await client.create(PODS, make_pod("b"), field_manager="me", field_validation="Strict")
+    assert seen["query"] == {"fieldManager": "me", "fieldValidation": "Strict"}
+
+
+async def test_list_selectors_and_pagination(fake, client):
+    for i in range(7):
+        fake.put(PODS, make_pod(f"p{i}", labels={"app": "web" if i % 2 else "db"}))
+    fake.put(PODS, make_pod("other", namespace="ns2"))
+    page = await client.list(PODS, "default", limit=3)
+    assert len(page["items"]) == 3 and page["metadata"]["continue"]
+    before = fake.count("GET", "/pods")
+    everything = await client.list_all(PODS, "default", page_size=3)
+    assert [p["metadata"]["name"] for p in everything["items"]] == [f"p{i}" for i in range(7)]
+    assert fake.count("GET", "/pods") - before == 3
+    assert "continue" not in everything["metadata"]
+    web_pods = await client.list_all(PODS, label_selector="app=web")
+    assert sorted(p["metadata"]["name"] for p in web_pods["items"]) == ["p1", "p3", "p5"]
+    assert len((await client.list(PODS))["items"]) == 8, "namespace None lists all namespaces"
+    names = [p["metadata"]["name"] async for p in client.iter_list(PODS, "ns2", page_size=1)]
+    assert names == ["other"]
+
+
+async def test_cluster_scoped_resources_ignore_namespace(fake, client):
+    await client.create(NODES, {"metadata": {"name": "n1"}})
+    node = await client.get(NODES, "n1")
+    assert "namespace" not in node["metadata"]
+    assert fake.requests[-1][1] == "/api/v1/nodes/n1"
+
+
+async def test_status_bodies_become_typed_errors(fake, client):
+    fake.fail_next.append(errors.TooManyRequests("slow down", retry_after=3))
+    with pytest.raises(errors.TooManyRequests) as info:
+        await client.list(PODS)
+    assert info.value.retry_after == 3
+    fake.fail_next.append(errors.invalid("Pod", "x", [errors.Cause("FieldValueRequired", "Required value",
+                                                                  "spec.containers")]))
+    with pytest.raises(errors.Invalid) as inv:
+        await client.create(PODS, make_pod("x"))
+    assert inv.value.causes[0].field == "spec.containers"
+
+
+async def test_non_status_error_body_still_types_by_code(fake, client):
+    async def plain(request):
+        return web.Response(status=503, text="upstream down")
+
+    fake.override = plain
+    with pytest.raises(errors.ServiceUnavailable, match="upstream down"):
+        await client.get(PODS, "x")
+
+
+async def test_raw_request_for_subresources(fake, client):
+    fake.put(PODS, make_pod("p"))
+    with pytest.raises(errors.MethodNotAllowed):
+        await client.bind("default", "p", "node-1")
+    assert fake.requests[-1][:2] == ("POST", "/api/v1/namespaces/default/pods/p/binding")
+
+
+async def test_watch_streams_events_and_bookmarks_then_ends_on_close(fake, client):
+    fake.put(PODS, make_pod("before"))
+    listed = await client.list(PODS, "default")
+    rv = listed["metadata"]["resourceVersion"]
+    watch = client.watch(PODS, "default", resource_version=rv, timeout_seconds=30)
+    events = []
+
+    async def consume():
+        async for etype, obj in watch:
+            events.append((etype, obj["metadata"].get("name")))
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)
+    fake.put(PODS, make_pod("a"))
+    fake.put(PODS, make_pod("a", labels={"x": "1"}))
+    fake.remove(PODS, "default", "a")
+    fake.put(PODS, make_pod("elsewhere", namespace="ns2"))
+    fake.send_bookmarks()
+    await asyncio.sleep(0.05)
+    fake.close_watches()
+    await asyncio.wait_for(task, 5)
+    assert events == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a"), ("BOOKMARK", None)]
+    assert watch.resource_version == str(fake.current_rv)
+    q = [q for m, p, q in fake.requests if q.get("watch") == "true"][0]
+    assert q == {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true", "timeoutSeconds": "30"}
+
+
+async def test_watch_from_compacted_version_raises_gone(fake, client):
+    fake.put(PODS, make_pod("a"))
+    fake.put(PODS, make_pod("b"))
+    fake.compact()
+    with pytest.raises(errors.Gone):
+        async for _ in client.watch(PODS, resource_version="100"):
+            pass
+
+
+async def test_watch_410_error_event_mid_stream_raises_gone(fake, client):
+    watch = client.watch(PODS, resource_version=str(fake.current_rv))
+    got = []
+
+    async def consume():
+        async for event in watch:
+            got.append(event[0])
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)
+    fake.put(PODS, make_pod("a"))
+    fake.expire_watches()
+    with pytest.raises(errors.Gone):
+        await asyncio.wait_for(task, 5)
+    assert got == ["ADDED"]
+
+
+async def test_watch_large_objects_split_across_chunks(fake, client):
+    big = make_pod("big", labels={f"k{i}": "v" * 60 for i in range(3000)})
+    watch = client.watch(PODS, resource_version=str(fake.current_rv))
+    task = asyncio.create_task(watch.__anext__())
+    await asyncio.sleep(0.05)
+    fake.put(PODS, big)
+    etype, obj = await asyncio.wait_for(task, 5)
+    assert etype == "ADDED" and len(obj["metadata"]["labels"]) == 3000
+    await watch.close()
