@@ -174,10 +174,10 @@ def wants_aggregated(accept_header: str | None) -> bool:
 
 def api_versions(server_address: str = "") -> dict[str, Any]:
     """The ``APIVersions`` document served at ``/api`` to clients not asking for aggregation."""
-    doc: dict[str, Any] = {"kind": "APIVersions", "versions": list(_versions_by_group().get("", []))}
-    if server_address:
-        doc["serverAddressByClientCIDRs"] = [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]
-    return doc
+    # The field is required by typed clients, so it is present (empty) even without an address.
+    cidrs = [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}] if server_address else []
+    return {"kind": "APIVersions", "versions": list(_versions_by_group().get("", [])),
+            "serverAddressByClientCIDRs": cidrs}
 
 
 def _group_doc(group: str, versions: list[str]) -> dict[str, Any]:

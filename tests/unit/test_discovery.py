@@ -106,6 +106,7 @@ def test_legacy_api_versions():
     assert doc["versions"] == ["v1"]
     assert doc["serverAddressByClientCIDRs"] == [
         {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]
+    assert discovery.api_versions()["serverAddressByClientCIDRs"] == []
 
 
 def test_legacy_group_list_and_group():
