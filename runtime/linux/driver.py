@@ -269,6 +269,7 @@ class RuncDriver:
                 reply = {"ok": False, "error": f"shim failed: {err.decode(errors='replace').strip()}"}
             if not reply.get("ok"):
                 await self._start_failed(c, reply.get("error", "runc create failed"))
+            started_at = time.time_ns()     # before the release: a short process may exit at once
             try:
                 await self.runc.start(spec.id)
             except RuncError as e:
@@ -276,7 +277,7 @@ class RuncDriver:
                 await self._start_failed(c, str(e))
             c.shim_pid = reply["shim_pid"]
             await asyncio.to_thread(_write_json, state / "started.json",
-                                    {"started_at": time.time_ns(), "pid": reply["pid"], "shim_pid": c.shim_pid})
+                                    {"started_at": started_at, "pid": reply["pid"], "shim_pid": c.shim_pid})
             self._watch(c)
 
     async def _start_failed(self, c: _Container, message: str) -> None:
