@@ -289,8 +289,9 @@ def _smp_map(original: dict[str, Any], patch: dict[str, Any], meta: PatchMeta) -
             original[k] = merged
     for k, order in orders.items():         # a new order for a list the patch leaves alone
         current = original.get(k)
-        if isinstance(current, list):
-            original[k] = _smp_list(current, [], meta.child(k), order)
+        child = meta.child(k)
+        if isinstance(current, list) and child.merges:
+            original[k] = _smp_list(current, [], child, order)
     return original
 
 
