@@ -277,7 +277,9 @@ async def test_get_deployments_services_namespaces(kubectl):
 
 async def test_get_configmap_and_json_output(kubectl):
     name = uniq("cm")
-    await kubectl.out("create", "configmap", name, "--from-literal=a=1", "--from-literal=b=2")
+    # From a manifest: ``kubectl create configmap NAME`` posts a protobuf body instead of JSON.
+    manifest = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{a: '1', b: '2'}}\n"
+    await kubectl.out("create", "-f", "-", stdin=manifest)
     row = table(await kubectl.out("get", "cm", name))[0]
     assert row["DATA"] == "2"
     doc = json.loads(await kubectl.out("get", "cm", name, "-o", "json"))
@@ -295,7 +297,8 @@ async def test_get_watch_prints_rows_for_new_objects(kubectl, tmp_path):
     try:
         header = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
         assert header.split()[:3] == [b"NAME", b"DATA", b"AGE"], header
-        await kubectl.out("create", "configmap", prefix, "--from-literal=k=v")
+        await kubectl.out("create", "-f", "-",
+                          stdin=f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {prefix}}}\ndata: {{k: v}}\n")
         while True:
             line = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode()
             assert line, "watch ended early: " + (await proc.stderr.read()).decode()
