@@ -311,3 +311,49 @@ async def test_get_watch_prints_rows_for_new_objects(kubectl, tmp_path):
             proc.kill()
         await proc.wait()
         shutil.rmtree(cache, ignore_errors=True)
+
+
+async def test_get_tables_for_nodes_jobs_and_events(kubectl):
+    node, job, event = uniq("node"), uniq("job"), uniq("ev")
+    manifests = textwrap.dedent(f"""\
+        apiVersion: v1
+        kind: Node
+        metadata:
+          name: {node}
+          labels: {{node-role.kubernetes.io/worker: ""}}
+        ---
+        apiVersion: batch/v1
+        kind: Job
+        metadata:
+          name: {job}
+        spec:
+          completions: 3
+          template:
+            spec:
+              restartPolicy: Never
+              containers: [{{name: main, image: busybox}}]
+        ---
+        apiVersion: v1
+        kind: Event
+        metadata:
+          name: {event}
+        type: Warning
+        reason: BackOff
+        message: Back-off restarting failed container
+        count: 2
+        involvedObject: {{kind: Pod, name: web-0, namespace: default}}
+        """)
+    await kubectl.out("create", "-f", "-", stdin=manifests)
+    out = await kubectl.out("get", "nodes", node)
+    assert headers(out) == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    row = table(out)[0]
+    assert (row["STATUS"], row["ROLES"]) == ("Unknown", "worker")
+    assert "INTERNAL-IP" in headers(await kubectl.out("get", "nodes", node, "-o", "wide"))
+    out = await kubectl.out("get", "jobs", job)
+    assert headers(out) == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    row = table(out)[0]
+    assert row["COMPLETIONS"] == "0/3"
+    out = await kubectl.out("get", "events", "--field-selector", f"metadata.name={event}")
+    assert headers(out) == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    row = table(out)[0]
+    assert (row["TYPE"], row["REASON"], row["OBJECT"]) == ("Warning", "BackOff", "pod/web-0")
