@@ -20,9 +20,10 @@ import orjson
 import structlog
 from aiohttp import web
 
+from api import fieldmanager, registry, schema
 from api import patch as patches
-from api import registry, schema
 from api.errors import (
+    AlreadyExists,
     BadRequest,
     Gone,
     Invalid,
@@ -435,13 +436,15 @@ class ResourceHandler:
         if r.namespaced and info.namespace is None:
             raise MethodNotAllowed("the server does not allow this method on the requested resource")
         obj, warnings = await self.read_object(request, info)
-        created = await self.objects.create(r, info.namespace, obj, dry_run=self.dry_run(request))
+        created = await self.objects.create(r, info.namespace, obj, dry_run=self.dry_run(request),
+                                            manager=field_manager(request))
         return self.respond(request, info, created, 201, warnings)
 
     async def update(self, request: web.Request, info: RequestInfo) -> web.Response:
         obj, warnings = await self.read_object(request, info)
         updated = await self.objects.update(info.resource, info.namespace, info.name, obj,
-                                            subresource=info.subresource, dry_run=self.dry_run(request))
+                                            subresource=info.subresource, dry_run=self.dry_run(request),
+                                            manager=field_manager(request))
         return self.respond(request, info, updated, 200, warnings)
 
     async def patch(self, request: web.Request, info: RequestInfo) -> web.Response:
@@ -466,32 +469,42 @@ class ResourceHandler:
             return new
 
         updated = await self.objects.guaranteed_update(r, info.namespace, info.name, mutate,
-                                                       subresource=info.subresource, dry_run=dry)
+                                                       subresource=info.subresource, dry_run=dry,
+                                                       manager=field_manager(request))
         return self.respond(request, info, updated, 200, warnings)
 
     async def apply(self, request: web.Request, info: RequestInfo, body: dict, dry: bool) -> web.Response:
-        from apiserver import apply as ssa
-
+        """Server-side apply: create or update in one call, with field ownership."""
         r = info.resource
         manager = request.query.get("fieldManager")
         if not manager:
             raise BadRequest("PATCH, application/apply-patch+yaml requests must have a fieldManager")
         force = parse_bool(request.query.get("force"))
         warnings = self.check_object(request, info, body)
-        try:
-            current = await self.objects.get(r, info.namespace, info.name)
-        except NotFound:
-            obj = ssa.apply_create(r, body, manager)
-            created = await self.objects.create(r, info.namespace, obj, dry_run=dry)
-            return self.respond(request, info, created, 201, warnings)
+        meta = schema.merge_info(r.group, r.version, r.kind)
+        sub = info.subresource
+        for _ in range(3):
+            try:
+                await self.objects.get_kv(r, info.namespace, info.name)
+            except NotFound:
+                if sub:
+                    raise
+                obj = fieldmanager.apply(None, body, meta, manager=manager, force=force,
+                                         api_version=r.api_version)
+                try:
+                    created = await self.objects.create(r, info.namespace, obj, dry_run=dry)
+                except AlreadyExists:
+                    continue                      # lost a race with another creator: apply as update
+                return self.respond(request, info, created, 201, warnings)
 
-        async def mutate(cur: dict) -> dict:
-            return ssa.apply_update(r, cur, body, manager, force=force, subresource=info.subresource)
+            async def mutate(cur: dict) -> dict:
+                return fieldmanager.apply(cur, body, meta, manager=manager, force=force,
+                                          api_version=r.api_version, subresource=sub)
 
-        del current
-        updated = await self.objects.guaranteed_update(r, info.namespace, info.name, mutate,
-                                                       subresource=info.subresource, dry_run=dry)
-        return self.respond(request, info, updated, 200, warnings)
+            updated = await self.objects.guaranteed_update(r, info.namespace, info.name, mutate,
+                                                           subresource=sub, dry_run=dry)
+            return self.respond(request, info, updated, 200, warnings)
+        raise conflict(r.plural, info.name, r.group)
 
     async def delete_options(self, request: web.Request) -> DeleteOptions:
         raw = await self.read_body(request)
@@ -577,7 +590,8 @@ class ResourceHandler:
             current.setdefault("spec", {})["replicas"] = replicas
             return current
 
-        updated = await self.objects.guaranteed_update(r, info.namespace, info.name, mutate, dry_run=dry)
+        updated = await self.objects.guaranteed_update(r, info.namespace, info.name, mutate, dry_run=dry,
+                                                       manager=field_manager(request))
         return json_response(to_scale(updated))
 
     async def _bind(self, request: web.Request, info: RequestInfo) -> web.Response:
@@ -604,7 +618,8 @@ class ResourceHandler:
             return pod
 
         pod = await self.objects.guaranteed_update(r, info.namespace, info.name, mutate,
-                                                   dry_run=self.dry_run(request))
+                                                   dry_run=self.dry_run(request), internal=True,
+                                                   manager=field_manager(request))
         if not self.dry_run(request):
             await self._mark_scheduled(info, pod)
         return json_response(success_status(), 201)
@@ -622,6 +637,17 @@ class ResourceHandler:
         with contextlib.suppress(NotFound):
             await self.objects.guaranteed_update(info.resource, info.namespace, info.name, mutate,
                                                  subresource="status")
+
+
+def field_manager(request: web.Request) -> str:
+    """Who is writing: ``?fieldManager=``, else the User-Agent's program name, as Kubernetes does."""
+    manager = request.query.get("fieldManager")
+    if manager:
+        if len(manager) > 128:
+            raise BadRequest("fieldManager: Too long: may not be longer than 128")
+        return manager
+    agent = request.headers.get("User-Agent", "unknown")
+    return agent.split("/", 1)[0][:128] or "unknown"
 
 
 def _now() -> str:

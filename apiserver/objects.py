@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from api import defaults, meta, schema, validation
+from api import defaults, fieldmanager, meta, schema, validation
 from api.errors import (
     BadRequest,
     Cause,
@@ -93,8 +93,11 @@ class ObjectStore:
 
     # --- create ----------------------------------------------------------------------------
 
-    async def create(self, r: ResourceInfo, ns: str | None, obj: dict, *, dry_run: bool = False) -> dict:
-        """Store a new object; ``obj`` is the caller's private dict and is filled in place."""
+    async def create(self, r: ResourceInfo, ns: str | None, obj: dict, *, dry_run: bool = False,
+                     manager: str | None = None) -> dict:
+        """Store a new object; ``obj`` is the caller's private dict and is filled in place.
+        ``manager`` (the field manager) is recorded as owning what it set; None when the caller
+        already set managedFields (server-side apply)."""
         md = obj.setdefault("metadata", {})
         if r.namespaced:
             md["namespace"] = ns
@@ -108,6 +111,10 @@ class ObjectStore:
         generated = not md.get("name") and bool(md.get("generateName"))
         if generated:
             md["name"] = meta.generate_name(md["generateName"])
+        if manager is not None:
+            md.pop("managedFields", None)
+            fieldmanager.record_update(None, obj, schema.merge_info(r.group, r.version, r.kind),
+                                       manager=manager, api_version=r.api_version)
         defaults.apply_defaults(obj)
         await self.admission.admit_create(r, obj, dry_run=dry_run)
         self._validate(r, obj, validation.validate_create(r, obj))
@@ -137,7 +144,7 @@ class ObjectStore:
     # --- update ----------------------------------------------------------------------------
 
     async def update(self, r: ResourceInfo, ns: str | None, name: str, new: dict, *,
-                     subresource: str = "", dry_run: bool = False) -> dict:
+                     subresource: str = "", dry_run: bool = False, manager: str | None = None) -> dict:
         """Replace an object (PUT). A resourceVersion in ``new`` makes it conditional (409 when
         stale); without one the update is retried against the latest version."""
         want = (new.get("metadata") or {}).get("resourceVersion") or ""
@@ -148,13 +155,16 @@ class ObjectStore:
             return copy.deepcopy(new)
 
         return await self.guaranteed_update(r, ns, name, mutate, subresource=subresource,
-                                            dry_run=dry_run)
+                                            dry_run=dry_run, manager=manager)
 
     async def guaranteed_update(self, r: ResourceInfo, ns: str | None, name: str,
                                 mutate: Callable[[dict], Awaitable[dict]], *, subresource: str = "",
-                                dry_run: bool = False, retries: int = 16) -> dict:
+                                dry_run: bool = False, retries: int = 16,
+                                manager: str | None = None, internal: bool = False) -> dict:
         """Read, ``mutate(current) -> desired``, write with compare-and-swap; retry when another
-        writer got there first. ``mutate`` raises Conflict itself when the caller pinned a version."""
+        writer got there first. ``mutate`` raises Conflict itself when the caller pinned a version.
+        ``internal`` writes (pod binding) skip the user-facing update rules such as a pod's
+        immutable spec; structural validation still applies."""
         key = r.storage_key(ns, name)
         for _ in range(retries):
             kv = await self.backend.get(key)
@@ -162,7 +172,7 @@ class ObjectStore:
                 raise not_found(r.plural, name, r.group)
             old = codec.decode_stored(kv.value, kv.mod_revision)
             desired = await mutate(copy.deepcopy(old))
-            obj = self._merge_update(r, old, desired, subresource)
+            obj = self._merge_update(r, old, desired, subresource, manager, internal)
             if obj == old:
                 return old                               # no-op: no write, no new version
             if _should_delete_after_update(r, obj):
@@ -186,7 +196,8 @@ class ObjectStore:
             return obj
         raise conflict(r.plural, name, r.group, "too many concurrent writers; try again")
 
-    def _merge_update(self, r: ResourceInfo, old: dict, new: dict, subresource: str) -> dict:
+    def _merge_update(self, r: ResourceInfo, old: dict, new: dict, subresource: str,
+                      manager: str | None = None, internal: bool = False) -> dict:
         """What is stored when ``new`` replaces ``old``: server-owned metadata is kept, and spec and
         status are split between the main resource and /status as Kubernetes does."""
         new.setdefault("kind", r.kind)
@@ -231,6 +242,8 @@ class ObjectStore:
             else:
                 md.pop(k, None)
         md.pop("resourceVersion", None)
+        if "managedFields" not in md and "managedFields" in omd:
+            md["managedFields"] = omd["managedFields"]
         if subresource == "":
             meta.set_generation(r.kind, obj, old)
         if "deletionTimestamp" in omd:
@@ -246,7 +259,11 @@ class ObjectStore:
         if obj == old_cmp:
             obj["metadata"]["resourceVersion"] = omd["resourceVersion"]
             return old
-        self._validate(r, obj, validation.validate_update(r, old_cmp, obj))
+        if manager is not None:
+            fieldmanager.record_update(old_cmp, obj, schema.merge_info(r.group, r.version, r.kind),
+                                       manager=manager, api_version=r.api_version,
+                                       subresource=subresource if subresource == "status" else "")
+        self._validate(r, obj, [] if internal else validation.validate_update(r, old_cmp, obj))
         return obj
 
     # --- delete ----------------------------------------------------------------------------

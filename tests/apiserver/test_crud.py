@@ -99,7 +99,9 @@ async def test_trailing_slash_no_content_type_and_no_kind(http):
     ns = await new_namespace(http)
     body = make_pod("bare")
     del body["kind"], body["apiVersion"]
-    async with http.post(f"/api/v1/namespaces/{ns}/pods/", data=orjson.dumps(body)) as r:
+    async with http.post(f"/api/v1/namespaces/{ns}/pods/", data=orjson.dumps(body),
+                         skip_auto_headers=["Content-Type"]) as r:
+        assert "Content-Type" not in r.request_info.headers
         assert r.status == 201, await r.text()
         pod = await r.json()
     assert pod["kind"] == "Pod" and pod["apiVersion"] == "v1"
@@ -208,9 +210,9 @@ async def test_scale_subresource(http):
     assert scale["spec"]["replicas"] == 5
     # PUT without Content-Type, with a version precondition (kubectl scale --current-replicas).
     scale["spec"]["replicas"] = 7
-    async with http.put(f"{base}/web/scale", data=orjson.dumps(scale)) as r:
+    async with http.put(f"{base}/web/scale", data=orjson.dumps(scale), skip_auto_headers=["Content-Type"]) as r:
         assert r.status == 200, await r.text()
-    async with http.put(f"{base}/web/scale", data=orjson.dumps(scale)) as r:
+    async with http.put(f"{base}/web/scale", data=orjson.dumps(scale), skip_auto_headers=["Content-Type"]) as r:
         assert r.status == 409
     _, d = await req(http, "GET", f"{base}/web", expect=200)
     assert d["spec"]["replicas"] == 7

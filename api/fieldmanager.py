@@ -1,0 +1,334 @@
+"""Server-side apply: field ownership (``metadata.managedFields``) and the apply merge.
+
+A field set is a set of paths; a path is a tuple of elements in Kubernetes' FieldsV1 spelling:
+``f:<name>`` for a map key, ``k:<json of key fields>`` for an item of a keyed list, ``v:<json>``
+for an item of a set, and ``.`` for "this list item itself". ``to_fields_v1``/``from_fields_v1``
+convert to and from the nested dict stored in managedFields.
+
+Every write records who set what: an apply owns exactly the fields in its configuration, an
+ordinary update (PUT, PATCH) takes the fields it changed. An apply that changes a value owned by
+another manager is a conflict unless forced; a field an applier owned before and now omits is
+removed, unless another manager also owns it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+
+from api.errors import Cause, Conflict
+from api.meta import now_rfc3339
+from api.schema import ANY, PatchMeta
+
+Path = tuple[str, ...]
+
+# Identity and server-owned fields are never owned by a manager.
+_SKIP_TOP = {"apiVersion", "kind"}
+_SKIP_META = {"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
+              "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink",
+              "generateName"}
+
+
+# --- list shapes -------------------------------------------------------------------------
+
+def _list_keys(meta: PatchMeta, items: list) -> tuple[str, ...] | None:
+    """The key fields of a keyed list, or None for sets and atomic lists."""
+    if meta.list_map_keys:
+        return meta.list_map_keys
+    if meta.merge_key and (meta.merges or meta.list_type == "map"):
+        return (meta.merge_key,)
+    return None
+
+
+def _is_set(meta: PatchMeta, items: list) -> bool:
+    if meta.list_type == "set":
+        return True
+    return meta.merges and not meta.merge_key and all(not isinstance(i, (dict, list)) for i in items)
+
+
+def _item_key(keys: tuple[str, ...], item: Any) -> str:
+    if not isinstance(item, dict):
+        return "v:" + orjson.dumps(item).decode()
+    return "k:" + orjson.dumps({k: item.get(k) for k in keys if k in item}).decode()
+
+
+# --- field sets ----------------------------------------------------------------------------
+
+def field_set(obj: dict, meta: PatchMeta, *, subresource: str = "") -> set[Path]:
+    """The leaf paths an object's content sets. For ``subresource='status'`` only status counts;
+    otherwise status is left out (it belongs to the status writers)."""
+    out: set[Path] = set()
+    for k, v in obj.items():
+        if k in _SKIP_TOP:
+            continue
+        if (k == "status") != (subresource == "status"):
+            continue
+        if k == "metadata":
+            if subresource == "status" or not isinstance(v, dict):
+                continue
+            for mk, mv in v.items():
+                if mk not in _SKIP_META:
+                    _walk(mv, meta.child("metadata").child(mk), ("f:metadata", "f:" + mk), out)
+            continue
+        _walk(v, meta.child(k), ("f:" + k,), out)
+    return out
+
+
+def _walk(value: Any, meta: PatchMeta, path: Path, out: set[Path]) -> None:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            _walk(v, meta.child(k), path + ("f:" + k,), out)
+        return
+    if isinstance(value, list) and value:
+        keys = _list_keys(meta, value)
+        if keys is not None and all(isinstance(i, dict) for i in value):
+            item_meta = meta.items()
+            for item in value:
+                ipath = path + (_item_key(keys, item),)
+                out.add(ipath + (".",))
+                for k, v in item.items():
+                    _walk(v, item_meta.child(k), ipath + ("f:" + k,), out)
+            return
+        if _is_set(meta, value):
+            for item in value:
+                out.add(path + (_item_key((), item),))
+            return
+    out.add(path)
+
+
+def to_fields_v1(paths: set[Path]) -> dict:
+    root: dict = {}
+    for p in sorted(paths):
+        node = root
+        for el in p:
+            node = node.setdefault(el, {})
+    return root
+
+
+def from_fields_v1(tree: dict, prefix: Path = ()) -> set[Path]:
+    out: set[Path] = set()
+    for k, v in (tree or {}).items():
+        if v:
+            out |= from_fields_v1(v, prefix + (k,))
+        else:
+            out.add(prefix + (k,))
+    return out
+
+
+# --- reading and editing objects by path -------------------------------------------------
+
+_MISSING = object()
+
+
+def _find_item(lst: list, key: str) -> int:
+    for i, item in enumerate(lst):
+        if key.startswith("v:"):
+            if "v:" + orjson.dumps(item).decode() == key:
+                return i
+        elif isinstance(item, dict):
+            want = orjson.loads(key[2:])
+            if all(item.get(k) == v for k, v in want.items()):
+                return i
+    return -1
+
+
+def value_at(obj: Any, path: Path) -> Any:
+    node = obj
+    for el in path:
+        if el == ".":
+            return node
+        if el.startswith("f:"):
+            if not isinstance(node, dict) or el[2:] not in node:
+                return _MISSING
+            node = node[el[2:]]
+        else:
+            if not isinstance(node, list):
+                return _MISSING
+            i = _find_item(node, el)
+            if i < 0:
+                return _MISSING
+            node = node[i]
+            if el.startswith("v:"):
+                return node
+    return node
+
+
+def remove_path(obj: Any, path: Path) -> None:
+    """Delete the field (or list item, for a path ending in ``.`` or ``v:``) at ``path``."""
+    if not path:
+        return
+    parent = obj
+    *head, last = path
+    if last == ".":
+        head, last = head[:-1], head[-1]
+    for el in head:
+        if el.startswith("f:"):
+            if not isinstance(parent, dict) or el[2:] not in parent:
+                return
+            parent = parent[el[2:]]
+        else:
+            if not isinstance(parent, list):
+                return
+            i = _find_item(parent, el)
+            if i < 0:
+                return
+            parent = parent[i]
+    if last.startswith("f:"):
+        if isinstance(parent, dict):
+            parent.pop(last[2:], None)
+    elif isinstance(parent, list):
+        i = _find_item(parent, last)
+        if i >= 0:
+            del parent[i]
+
+
+# --- merge -----------------------------------------------------------------------------
+
+def merge(current: Any, applied: Any, meta: PatchMeta) -> Any:
+    """``applied`` laid over ``current``: maps merge, keyed lists merge by key, sets union,
+    everything else is replaced."""
+    if isinstance(current, dict) and isinstance(applied, dict):
+        out = dict(current)
+        for k, v in applied.items():
+            out[k] = merge(current[k], v, meta.child(k)) if k in current else copy.deepcopy(v)
+        return out
+    if isinstance(current, list) and isinstance(applied, list):
+        keys = _list_keys(meta, applied)
+        if keys is not None and all(isinstance(i, dict) for i in current + applied):
+            out = list(current)
+            item_meta = meta.items()
+            for item in applied:
+                i = _find_item(out, _item_key(keys, item))
+                if i >= 0:
+                    out[i] = merge(out[i], item, item_meta)
+                else:
+                    out.append(copy.deepcopy(item))
+            return out
+        if _is_set(meta, applied) and all(not isinstance(i, (dict, list)) for i in current):
+            return list(current) + [i for i in applied if i not in current]
+    return copy.deepcopy(applied)
+
+
+# --- managedFields bookkeeping ------------------------------------------------------------
+
+def _entries(obj: dict) -> list[dict]:
+    return [dict(e) for e in (obj.get("metadata") or {}).get("managedFields") or []]
+
+
+def _entry_paths(e: dict) -> set[Path]:
+    return from_fields_v1(e.get("fieldsV1") or {})
+
+
+def _set_entries(obj: dict, entries: list[dict]) -> None:
+    kept = [e for e in entries if e.get("fieldsV1")]
+    md = obj.setdefault("metadata", {})
+    if kept:
+        md["managedFields"] = kept
+    else:
+        md.pop("managedFields", None)
+
+
+def _entry(manager: str, operation: str, api_version: str, paths: set[Path], subresource: str) -> dict:
+    e = {"manager": manager, "operation": operation, "apiVersion": api_version, "time": now_rfc3339(),
+         "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(paths)}
+    if subresource:
+        e["subresource"] = subresource
+    return e
+
+
+def _same_entry(e: dict, manager: str, operation: str, subresource: str) -> bool:
+    return (e.get("manager") == manager and e.get("operation") == operation
+            and (e.get("subresource") or "") == subresource)
+
+
+def _display(path: Path) -> str:
+    out = ""
+    for el in path:
+        if el == ".":
+            continue
+        if el.startswith("f:"):
+            out += "." + el[2:]
+        else:
+            out += "[" + el[2:] + "]" if el.startswith("k:") else "[" + el[2:] + "]"
+    return out
+
+
+def apply(current: dict | None, applied: dict, meta: PatchMeta, *, manager: str, force: bool,
+          api_version: str, subresource: str = "") -> dict:
+    """The object after ``manager`` applies ``applied`` to ``current`` (None: create).
+
+    Raises ``Conflict`` with FieldManagerConflict causes when another manager owns a field whose
+    value the apply would change, unless ``force``.
+    """
+    new_set = field_set(applied, meta, subresource=subresource)
+    if current is None:
+        obj = copy.deepcopy(applied)
+        _set_entries(obj, [_entry(manager, "Apply", api_version, new_set, subresource)])
+        return obj
+    entries = _entries(current)
+    prev: set[Path] = set()
+    conflicts: list[tuple[str, Path]] = []
+    for e in entries:
+        paths = _entry_paths(e)
+        if _same_entry(e, manager, "Apply", subresource):
+            prev = paths
+            continue
+        overlap = paths & new_set
+        changed = {p for p in overlap if p[-1] != "." and value_at(current, p) != value_at(applied, p)}
+        if changed and not force:
+            conflicts.extend((e.get("manager", ""), p) for p in sorted(changed))
+        elif changed:
+            e["fieldsV1"] = to_fields_v1(paths - changed)
+    if conflicts:
+        causes = [Cause("FieldManagerConflict", f'conflict with "{m}"', _display(p)) for m, p in conflicts]
+        owners = sorted({m for m, _ in conflicts})
+        raise Conflict(f"Apply failed with {len(conflicts)} conflict{'s' if len(conflicts) > 1 else ''}: "
+                       + "; ".join(f'conflict with "{m}": {_display(p)}' for m, p in conflicts)
+                       + f" (managers: {', '.join(owners)})", causes=causes)
+    obj = merge(current, {k: v for k, v in applied.items() if k not in ("metadata",)}, meta)
+    md_applied = {k: v for k, v in (applied.get("metadata") or {}).items() if k not in _SKIP_META}
+    obj["metadata"] = merge(current.get("metadata") or {}, md_applied, meta.child("metadata"))
+    others: set[Path] = set()
+    for e in entries:
+        if not _same_entry(e, manager, "Apply", subresource):
+            others |= _entry_paths(e)
+    for p in sorted(prev - new_set - others, key=len, reverse=True):
+        remove_path(obj, p)
+    entries = [e for e in entries if not _same_entry(e, manager, "Apply", subresource)]
+    entries.append(_entry(manager, "Apply", api_version, new_set, subresource))
+    _set_entries(obj, entries)
+    return obj
+
+
+def record_update(old: dict | None, new: dict, meta: PatchMeta, *, manager: str, api_version: str,
+                  subresource: str = "") -> None:
+    """After an ordinary write (create, PUT, PATCH), give ``manager`` the fields it set or changed,
+    taking them from other managers; in place on ``new``."""
+    new_paths = field_set(new, meta, subresource=subresource)
+    if old is None:
+        changed = new_paths
+        entries = []
+    else:
+        changed = {p for p in new_paths if value_at(old, p) != value_at(new, p)}
+        entries = _entries(old)
+        # Fields the write removed are owned by nobody any more.
+        gone = field_set(old, meta, subresource=subresource) - new_paths
+        changed_or_gone = changed | gone
+        for e in entries:
+            if not _same_entry(e, manager, "Update", subresource):
+                e["fieldsV1"] = to_fields_v1(_entry_paths(e) - changed_or_gone)
+    if not changed and old is not None:
+        _set_entries(new, entries)
+        return
+    mine: set[Path] = set()
+    for e in entries:
+        if _same_entry(e, manager, "Update", subresource):
+            mine = _entry_paths(e) & new_paths
+    entries = [e for e in entries if not _same_entry(e, manager, "Update", subresource)]
+    entries.append(_entry(manager, "Update", api_version, mine | changed, subresource))
+    _set_entries(new, entries)
+
+
+__all__ = ["ANY", "apply", "field_set", "from_fields_v1", "merge", "record_update", "to_fields_v1"]
