@@ -117,6 +117,10 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), params
 
 
+def _basic_header(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
 def _registry_error(status: int, body: bytes, what: str) -> PullError:
     code, message = "", ""
     try:
@@ -217,8 +221,7 @@ class RegistryClient:
                 raise _registry_error(status, body, f"{what} (no credentials for basic auth)")
             if self._authorization.startswith("Basic "):
                 raise _registry_error(status, body, f"{what} (credentials rejected)")
-            token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
-            self._authorization = f"Basic {token}"
+            self._authorization = _basic_header(*creds)
         elif scheme == "bearer":
             if self._authorization.startswith("Bearer ") and self.auth.registry_token:
                 raise _registry_error(status, body, f"{what} (registry token rejected)")
@@ -242,8 +245,8 @@ class RegistryClient:
                         "client_id": "navarch", **query}
                 resp = await self.session.post(realm, data=form)
             else:
-                basic = aiohttp.BasicAuth(*creds) if creds else None
-                resp = await self.session.get(realm, params=query, auth=basic)
+                headers = {"Authorization": _basic_header(*creds)} if creds else {}
+                resp = await self.session.get(realm, params=query, headers=headers)
             async with resp:
                 body = await resp.read()
                 if resp.status != 200:
