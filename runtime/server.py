@@ -38,6 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="registry reached over plain http (repeatable)")
     p.add_argument("--driver", choices=("runc", "hollow"), default="runc")
     p.add_argument("--cni-bin-dir", default="/usr/lib/cni")
+    p.add_argument("--bridge", default="navarch0", help="host bridge of the pod network (one subnet per bridge)")
     p.add_argument("--streaming-address", default="127.0.0.1:0",
                    help="HOST:PORT of the exec/attach/port-forward endpoint (port 0: any free port)")
     return p.parse_args(argv)
@@ -55,7 +56,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Any, ImageErrors, Any]:
     from runtime import images, linux
 
     store = images.ImageStore(root / "images", insecure_registries=tuple(args.insecure_registry))
-    driver = linux.RuncDriver(root, cni_bin_dir=args.cni_bin_dir, pod_cidr=args.pod_cidr)
+    driver = linux.RuncDriver(root, cni_bin_dir=args.cni_bin_dir, pod_cidr=args.pod_cidr, bridge=args.bridge)
     errors = ImageErrors(not_found=(images.ImageNotFound,), invalid=(images.InvalidReference,),
                          pull=(images.PullError,))
     return driver, store, errors, lambda data: images.RegistryAuth(**data)
