@@ -75,6 +75,8 @@ CREATE TABLE IF NOT EXISTS meta (
 _MAX_BATCH = 2000
 # A watcher whose unread buffer would exceed this is detached and catches up from the log.
 _WATCH_BUFFER = 10_000
+# Keys resolved per step when listing at an old revision.
+_LIST_CHUNK = 500
 # Rows fetched per read when replaying history to a watcher.
 _REPLAY_CHUNK = 1000
 # Revisions covered by one compaction transaction, so writers are not held up for long.
@@ -274,30 +276,51 @@ class SQLiteBackend:
         conn.execute("BEGIN")
         try:
             now = self._read_revision(conn)
-            if revision <= 0:
+            if revision > now:
+                raise FutureRevision(f"revision {revision} is ahead of the store ({now})")
+            if revision <= 0 or revision == now:
                 rows = conn.execute(
                     f"SELECT c.key, l.value, l.create_revision, l.id FROM current c "
                     f"JOIN log l ON l.id = c.id WHERE c.key >= ? {bound.replace('key', 'c.key')} "
                     f"ORDER BY c.key LIMIT ?", (*args, fetch)).fetchall()
-                at = now
             else:
-                if revision > now:
-                    raise FutureRevision(f"revision {revision} is ahead of the store ({now})")
                 compacted = self._read_compact(conn)
                 if revision < compacted:
                     raise Compacted(revision, compacted)
-                rows = conn.execute(
-                    f"SELECT l.key, l.value, l.create_revision, l.id FROM log l JOIN "
-                    f"(SELECT max(id) AS mid FROM log WHERE key >= ? {bound} AND id <= ? GROUP BY key) m "
-                    f"ON l.id = m.mid WHERE l.deleted = 0 ORDER BY l.key LIMIT ?",
-                    (*args, revision, fetch)).fetchall()
-                at = revision
+                rows = self._list_at(conn, bound, args, revision, fetch)
         finally:
             conn.execute("COMMIT")
+        at = revision if revision > 0 else now
         more = limit > 0 and len(rows) > limit
         if more:
             rows = rows[:limit]
         return ListResult([KeyValue(r[0], r[1], r[2], r[3]) for r in rows], at, more)
+
+    @staticmethod
+    def _list_at(conn: sqlite3.Connection, bound: str, args: list[Any], revision: int,
+                 fetch: int) -> list[tuple]:
+        """Rows live at ``revision``, in key order, at most ``fetch`` (-1: all).
+
+        Each key's latest row at ``revision`` comes from the (key, id) index in key order, so a
+        page stops reading as soon as it is full; the rows themselves are fetched per chunk.
+        """
+        cursor = conn.execute(
+            f"SELECT max(id) FROM log WHERE key >= ? {bound} AND id <= ? GROUP BY key ORDER BY key",
+            (*args, revision))
+        rows: list[tuple] = []
+        while fetch < 0 or len(rows) < fetch:
+            ids = [r[0] for r in cursor.fetchmany(_LIST_CHUNK)]
+            if not ids:
+                break
+            found = {r[0]: r for r in conn.execute(
+                f"SELECT id, key, value, create_revision, deleted FROM log "
+                f"WHERE id IN ({','.join('?' * len(ids))})", ids)}
+            for i in ids:
+                _, key, value, create_rev, deleted = found[i]
+                if not deleted:
+                    rows.append((key, value, create_rev, i))
+        cursor.close()
+        return rows if fetch < 0 else rows[:fetch]
 
     # ----------------------------------------------------------------------------- writes
 

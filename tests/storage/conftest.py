@@ -12,9 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from apiserver.storage import Backend
-from apiserver.storage.etcd import EtcdBackend
-from apiserver.storage.sqlite import SQLiteBackend
+from apiserver.storage import Backend, open_backend
 from tests.fixtures.etcd import EtcdServer, etcd_server  # noqa: F401  (fixture re-export)
 
 DRIVERS = ["sqlite", "etcd"]
@@ -31,10 +29,10 @@ class Opener:
 
     async def open(self) -> Backend:
         if self.driver == "sqlite":
-            backend = await SQLiteBackend.open(self.path)
+            backend = await open_backend(f"sqlite://{self.path}")
         else:
             server: EtcdServer = self.request.getfixturevalue("etcd_server")
-            backend = await EtcdBackend.open([server.endpoint])
+            backend = await open_backend(f"etcd://{server.endpoint}")
         self.opened.append(backend)
         return backend
 

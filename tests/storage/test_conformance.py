@@ -162,6 +162,8 @@ async def test_list_pages_with_limit_and_start_key(backend: Backend, prefix: str
     assert len(exact.items) == 10 and exact.more   # the late key is the 11th
     everything = await backend.list(prefix, limit=11)
     assert len(everything.items) == 11 and not everything.more
+    assert (await backend.list(prefix, start_key=prefix + "\uffff")).items == []
+    assert (await backend.list(prefix, start_key=prefix[:-1] + "0")).items == []
 
 
 async def test_list_at_old_revision(backend: Backend, prefix: str):

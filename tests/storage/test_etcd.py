@@ -3,7 +3,11 @@ backend keeps working across it."""
 
 from __future__ import annotations
 
-from apiserver.storage import open_backend
+import asyncio
+
+import pytest
+
+from apiserver.storage import StorageError, open_backend
 from apiserver.storage.etcd import EtcdBackend
 from tests.fixtures.etcd import EtcdServer
 
@@ -18,8 +22,17 @@ async def test_etcd_restart_keeps_data(tmp_path):
             written[kv.key] = kv
         counter = await backend.create("/registry/restart/counter", b"0")
         counter = await backend.update(counter.key, b"1", expected_revision=counter.mod_revision)
+        watch = backend.watch("/registry/restart/", after_revision=counter.mod_revision)
+        probe = await backend.create("/registry/restart/probe", b"x")
+        first = await asyncio.wait_for(anext(watch), 20)   # the watch stream is live
+        assert first.revision == probe.mod_revision
+        pending = asyncio.create_task(anext(watch))
 
         server.kill()
+        # A watch cut by the crash ends with an error (its owner re-watches); it never hangs.
+        with pytest.raises(StorageError):
+            await asyncio.wait_for(pending, 20)
+        await watch.aclose()
         server.start()
 
         # The open backend reconnects by itself; a fresh one sees the same data.
@@ -27,6 +40,7 @@ async def test_etcd_restart_keeps_data(tmp_path):
         fresh = await open_backend(f"etcd://{server.endpoint}")
         try:
             listed = await fresh.list("/registry/restart/o")
+            assert await fresh.get(probe.key) == probe
             assert {kv.key: kv for kv in listed.items} == written
             assert await fresh.current_revision() >= counter.mod_revision
             nxt = await fresh.update(counter.key, b"2", expected_revision=counter.mod_revision)
