@@ -24,6 +24,7 @@ import importlib.util
 import json
 import marshal
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
@@ -36,7 +37,7 @@ import orjson
 from api.errors import Cause
 
 KUBERNETES_VERSION = "v1.32.0"
-_CODEGEN_VERSION = "1"   # bump when the rewriting below changes the generated validators
+_CODEGEN_VERSION = "2"   # bump when the rewriting below changes the generated validators
 
 GVK = tuple[str, str, str]
 
@@ -236,6 +237,16 @@ def _cache_key(root: str) -> str:
     return h.hexdigest()[:24]
 
 
+# The generated code names list items with '"...[{i}]".format(**locals())'; building locals() of
+# a large function for every list field is half the cost of validating a Pod. An f-string says
+# the same and costs nothing: the placeholders are plain local variable names.
+_FORMAT_LOCALS = re.compile(r'"((?:[^"\\{}]|\\.|\{[A-Za-z_][A-Za-z0-9_]*\})*)"\.format\(\*\*locals\(\)\)')
+
+
+def _fast_names(source: str) -> str:
+    return _FORMAT_LOCALS.sub(r'f"\1"', source)
+
+
 def _run(code: Any) -> Any:
     namespace: dict[str, Any] = {}
     exec(code, namespace)  # our own generated validator
@@ -250,7 +261,7 @@ def _build_validator(root: str) -> Any:
         return _run(marshal.loads(path.read_bytes()))
     except (OSError, ValueError, EOFError, TypeError, KeyError):
         pass                         # missing, truncated or foreign: regenerate below
-    source = fastjsonschema.compile_to_code(_compiled_schema(root))
+    source = _fast_names(fastjsonschema.compile_to_code(_compiled_schema(root)))
     code = compile(source, f"<validator {root}>", "exec")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
