@@ -82,8 +82,10 @@ def _open_decompressed(blob: Path) -> tuple[BinaryIO, list]:
         if not zstd:
             f.close()
             raise LayerError("layer is zstd-compressed and the zstd program is not installed")
-        proc = subprocess.Popen([zstd, "-dcq"], stdin=f, stdout=subprocess.PIPE)
-        return proc.stdout, [proc.stdout, f, proc]
+        f.close()
+        with blob.open("rb", buffering=0) as raw:
+            proc = subprocess.Popen([zstd, "-dcq"], stdin=raw, stdout=subprocess.PIPE)
+        return proc.stdout, [proc.stdout, proc]
     return f, [f]
 
 
