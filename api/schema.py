@@ -138,6 +138,21 @@ _TYPE_FIXES: dict[str, dict[str, Any]] = {
     "io.k8s.apimachinery.pkg.api.resource.Quantity": {"type": ["string", "number", "null"]},
 }
 
+# Fields the schemas list as required only because Go always writes them (no omitempty): the API
+# server decodes an absent one as its zero value and nothing refuses it. Writers that leave out a
+# zero (a status with no replicas yet, a node agent without a kube-proxy version) must pass.
+_REQUIRED_RELAXED: dict[str, frozenset[str]] = {
+    "io.k8s.api.apps.v1.ReplicaSetStatus": frozenset({"replicas"}),
+    "io.k8s.api.apps.v1.StatefulSetStatus": frozenset({"replicas"}),
+    "io.k8s.api.apps.v1.DaemonSetStatus": frozenset({"currentNumberScheduled", "numberMisscheduled",
+                                                     "desiredNumberScheduled", "numberReady"}),
+    "io.k8s.api.core.v1.ContainerStatus": frozenset({"ready", "restartCount", "image", "imageID"}),
+    "io.k8s.api.core.v1.NodeSystemInfo": frozenset({"machineID", "systemUUID", "bootID", "kernelVersion",
+                                                    "osImage", "containerRuntimeVersion", "kubeletVersion",
+                                                    "kubeProxyVersion", "operatingSystem", "architecture"}),
+    "io.k8s.api.discovery.v1.EndpointSlice": frozenset({"endpoints"}),
+}
+
 _DROP_KEYS = frozenset({"description", "$schema", "$id"})
 _REF_PREFIX = "#/$defs/"
 
@@ -170,6 +185,10 @@ def _clean(node: Any, owner: str | None = None) -> Any:
                     cleaned["enum"] = values
                 props[pname] = cleaned
             out[k] = props
+        elif k == "required" and owner in _REQUIRED_RELAXED:
+            kept = [f for f in v if f not in _REQUIRED_RELAXED[owner]]
+            if kept:
+                out[k] = kept
         else:
             out[k] = _clean(v)
     if "enum" in out:
@@ -230,8 +249,7 @@ def _cache_key(root: str) -> str:
     definitions()
     h = hashlib.sha256()
     for part in (_defs_digest, root, _CODEGEN_VERSION, fastjsonschema.VERSION,
-                 importlib.util.MAGIC_NUMBER.hex(), repr(sorted(_ENUM_FIXES.items())),
-                 repr(sorted(_TYPE_FIXES.items()))):
+                 importlib.util.MAGIC_NUMBER.hex(), _fixes_fingerprint()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:24]
@@ -245,6 +263,13 @@ _FORMAT_LOCALS = re.compile(r'"((?:[^"\\{}]|\\.|\{[A-Za-z_][A-Za-z0-9_]*\})*)"\.
 
 def _fast_names(source: str) -> str:
     return _FORMAT_LOCALS.sub(r'f"\1"', source)
+
+
+def _fixes_fingerprint() -> str:
+    # Sorted explicitly: a frozenset's repr follows string hashing, which differs per process.
+    return json.dumps([sorted(f"{a}.{b}={v}" for (a, b), v in _ENUM_FIXES.items()),
+                       sorted(_TYPE_FIXES.items()),
+                       sorted((k, sorted(v)) for k, v in _REQUIRED_RELAXED.items())], sort_keys=True)
 
 
 def _run(code: Any) -> Any:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import fastjsonschema
@@ -95,6 +99,12 @@ VALID = [
     ("lease with micro time", {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "n"},
                                "spec": {"holderIdentity": "n", "renewTime": "2025-01-02T03:04:05.123456Z"}}),
     ("unknown fields are not errors", edited(make_pod(), lambda p: p["spec"].update(bogus=1))),
+    # Required in the schema only because Go always writes them; absent means zero to the server.
+    ("status without replica count", {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r"},
+                                      "spec": {"selector": {"matchLabels": {"a": "b"}}},
+                                      "status": {"observedGeneration": 1}}),
+    ("endpointslice without endpoints", {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                                         "metadata": {"name": "e"}, "addressType": "IPv4"}),
 ]
 
 
@@ -277,6 +287,14 @@ def test_corrupt_cache_file_is_regenerated(tmp_path, monkeypatch):
     fn = schema._build_validator(name)
     assert fn({"apiVersion": "v1", "kind": "Secret", "data": {"k": "dg=="}})
     assert path.read_bytes() != b"garbage"
+
+
+def test_cache_key_is_the_same_in_every_process():
+    code = "from api import schema; print(schema._cache_key('io.k8s.api.core.v1.Pod'))"
+    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).resolve().parents[2], env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
+            for seed in (1, 2)}
+    assert keys == {schema._cache_key("io.k8s.api.core.v1.Pod")}
 
 
 def test_warm_then_validate():
