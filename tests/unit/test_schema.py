@@ -263,9 +263,12 @@ def test_other_kinds_and_unknown_places():
 def test_validator_code_is_cached_on_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("NAVARCH_SCHEMA_CACHE", str(tmp_path))
     name = "io.k8s.api.core.v1.ConfigMap"
+    (tmp_path / f"{name}-0000stale.bin").write_bytes(b"code for an older schema")
+    (tmp_path / "io.k8s.api.core.v1.ConfigMapList-0000.bin").write_bytes(b"another kind's")
     first = schema._build_validator(name)
-    files = list(tmp_path.iterdir())
-    assert len(files) == 1 and files[0].name.startswith(name)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 2 and files[0].startswith(name + "-") and "stale" not in files[0]
+    assert files[1] == "io.k8s.api.core.v1.ConfigMapList-0000.bin"
 
     def no_compiling(*_a, **_k):
         raise AssertionError("compiled again despite the cache")
