@@ -383,10 +383,10 @@ def _smp_list(current: list[Any], patch: list[Any], meta: PatchMeta, order: list
         if not isinstance(item, dict):
             raise BadRequest(f"invalid patch: list item {_brief(item)} is not a map; "
                              f"items are merged by key {keys[0]}")
-        if isinstance(item.get(_DIRECTIVE), str) and item[_DIRECTIVE] == "replace":
-            # A {"$patch": "replace"} element: the other elements are the whole new list.
-            return [_smp_map({}, x, item_meta) for x in patch
-                    if not (isinstance(x, dict) and x.get(_DIRECTIVE) == "replace")]
+    if any(item.get(_DIRECTIVE) == "replace" for item in patch):
+        # A {"$patch": "replace"} element: the other elements are the whole new list.
+        rest = [_smp_map({}, x, item_meta) for x in patch if x.get(_DIRECTIVE) != "replace"]
+        return [x for x in rest if x is not _DELETE]
 
     result = list(current)
     patched: list[dict[str, Any]] = []

@@ -343,6 +343,8 @@ SMP_ERRORS = [
     ("list item without merge key", container_a(env=[{"value": "x"}]), BadRequest,
      "does not contain declared merge key: name"),
     ("keyed list item not a map", containers("a"), BadRequest, "is not a map"),
+    ("keyed list item not a map after a replace element", containers({"$patch": "replace"}, "a"), BadRequest,
+     "is not a map"),
     ("unknown $patch", {"spec": {"strategy": {"$patch": "shuffle"}}}, BadRequest, "Unknown patch type: shuffle"),
     ("$retainKeys not a list", {"spec": {"strategy": {"$retainKeys": "type"}}}, BadRequest, "$retainKeys"),
     ("$retainKeys contradicts the patch", {"spec": {"strategy": {"$retainKeys": ["type"], "rollingUpdate": {}}}},
