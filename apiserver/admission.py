@@ -14,24 +14,28 @@ import ipaddress
 import random
 from collections.abc import Awaitable, Callable
 
-from api import defaults
+from api import defaults, registry
 from api.errors import Cause, Forbidden, Invalid, NotFound, invalid
 from api.registry import ResourceInfo
 
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 NODE_PORT_RANGE = (30000, 32767)
 
-# (namespace) -> namespace object or None; served from the watch cache, falling back to storage.
-NamespaceGetter = Callable[[str], Awaitable[dict | None]]
-# () -> every Service object now stored.
-ServiceLister = Callable[[], Awaitable[list[dict]]]
+# (resource, namespace, name) -> the object or None; served from the watch cache, falling back
+# to storage on a miss.
+Getter = Callable[[ResourceInfo, str | None, str], Awaitable[dict | None]]
+# (resource) -> every object of it now stored (from the watch cache).
+Lister = Callable[[ResourceInfo], Awaitable[list[dict]]]
+
+_NAMESPACES = registry.lookup("", "v1", "namespaces")
+_SERVICES = registry.lookup("", "v1", "services")
+_PRIORITY_CLASSES = registry.lookup("scheduling.k8s.io", "v1", "priorityclasses")
 
 
 class Admission:
-    def __init__(self, get_namespace: NamespaceGetter, list_services: ServiceLister,
-                 service_cidr: str = DEFAULT_SERVICE_CIDR):
-        self.get_namespace = get_namespace
-        self.list_services = list_services
+    def __init__(self, get: Getter, list_all: Lister, service_cidr: str = DEFAULT_SERVICE_CIDR):
+        self.get = get
+        self.list_all = list_all
         self.service_net = ipaddress.ip_network(service_cidr)
         # Allocations are decided under one lock and remembered until the service is stored or
         # released, so two concurrent creates never pick the same address.
@@ -43,7 +47,9 @@ class Admission:
         md = obj["metadata"]
         if r.namespaced:
             await self._namespace_lifecycle(md.get("namespace") or "")
-        if r.kind == "Service":
+        if r.kind == "Pod":
+            await self._priority(obj)
+        elif r.kind == "Service":
             await self._allocate_service(obj, dry_run)
         elif r.kind == "Job":
             defaults.job_selector_defaults(obj)
@@ -57,8 +63,34 @@ class Admission:
             for p in spec.get("ports") or []:
                 self._pending_ports.discard(p.get("nodePort"))
 
+    async def _priority(self, pod: dict) -> None:
+        """Priority admission: ``priorityClassName`` (or the global default class) decides
+        ``spec.priority`` and ``spec.preemptionPolicy``."""
+        spec = pod.setdefault("spec", {})
+        name = spec.get("priorityClassName")
+        pc = None
+        if name:
+            pc = await self.get(_PRIORITY_CLASSES, None, name)
+            if pc is None:
+                raise Forbidden(f'pods "{pod["metadata"].get("name", "")}" is forbidden: no PriorityClass with '
+                                f'name {name} was found', kind="pods", name=pod["metadata"].get("name", ""))
+        else:
+            defaults_ = [c for c in await self.list_all(_PRIORITY_CLASSES) if c.get("globalDefault")]
+            if defaults_:
+                pc = min(defaults_, key=lambda c: c.get("value", 0))
+                spec["priorityClassName"] = pc["metadata"]["name"]
+        if pc is None:
+            return
+        value = int(pc.get("value", 0))
+        given = spec.get("priority")
+        if name and given is not None and given != value and name not in defaults.SYSTEM_PRIORITY_CLASSES:
+            raise Forbidden(f"the integer value of priority ({given}) must not be provided in pod spec; priority "
+                            f"admission controller computed {value} from the given PriorityClass name")
+        spec["priority"] = value
+        spec["preemptionPolicy"] = pc.get("preemptionPolicy") or "PreemptLowerPriority"
+
     async def _namespace_lifecycle(self, namespace: str) -> None:
-        ns = await self.get_namespace(namespace)
+        ns = await self.get(_NAMESPACES, None, namespace)
         if ns is None:
             raise NotFound(f'namespaces "{namespace}" not found', kind="namespaces", name=namespace)
         if (ns.get("metadata") or {}).get("deletionTimestamp") or \
@@ -70,7 +102,7 @@ class Admission:
         spec = obj.setdefault("spec", {})
         stype = spec.get("type", "ClusterIP")
         async with self._alloc_lock:
-            services = await self.list_services()
+            services = await self.list_all(_SERVICES)
             used_ips = {ip for s in services for ip in ((s.get("spec") or {}).get("clusterIPs") or [])}
             used_ips |= self._pending_ips
             used_ports = {p.get("nodePort") for s in services for p in (s.get("spec") or {}).get("ports") or []}

@@ -17,7 +17,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from api import registry, selectors
+from api import defaults, registry, selectors
 from api.errors import NotFound, StatusError
 from apiserver import discovery, metrics, openapi
 from apiserver.admission import Admission
@@ -58,25 +58,25 @@ async def _lifecycle(app: web.Application, config: Config):
         caches[r.storage_prefix()] = WatchCache(r, backend, _fields_getter(r.kind),
                                                  ring_size=config.watch_cache_size)
     await asyncio.gather(*(c.start() for c in caches.values()))
-    ns_cache = caches[registry.lookup("", "v1", "namespaces").storage_prefix()]
-    svc_cache = caches[registry.lookup("", "v1", "services").storage_prefix()]
-
-    async def get_namespace(name: str) -> dict | None:
-        e = ns_cache.get(f"/registry/core/namespaces/{name}")
+    async def get(r: registry.ResourceInfo, ns: str | None, name: str) -> dict | None:
+        key = r.storage_key(ns, name)
+        e = caches[r.storage_prefix()].get(key)
         if e is not None:
             return e.object()
-        kv = await backend.get(f"/registry/core/namespaces/{name}")
+        kv = await backend.get(key)            # not in the cache yet: a write may be in flight
         return orjson.loads(kv.value) if kv else None
 
-    async def list_services() -> list[dict]:
-        return [e.object() for e in svc_cache.objects.values()]
+    async def list_all(r: registry.ResourceInfo) -> list[dict]:
+        return [e.object() for e in caches[r.storage_prefix()].objects.values()]
 
-    admission = Admission(get_namespace, list_services, config.service_cidr)
+    admission = Admission(get, list_all, config.service_cidr)
     objects = ObjectStore(backend, admission)
     handler = ResourceHandler(backend, objects, caches)
     app[BACKEND_KEY] = backend
     app[HANDLER_KEY] = handler
     await _bootstrap(objects)
+    # The OpenAPI documents take ~0.1 s to build; do it now, off the loop, not on the first request.
+    await asyncio.to_thread(openapi.index)
     compactor = None
     if config.compact_interval > 0:
         compactor = asyncio.create_task(_compact_loop(backend, config), name="apiserver:compactor")
@@ -101,17 +101,29 @@ def _fields_getter(kind: str):
     return fields_of
 
 
-async def _bootstrap(objects: ObjectStore) -> None:
-    """Namespaces every cluster has, created once; later starts find them and do nothing."""
+def _bootstrap_objects() -> list[tuple[registry.ResourceInfo, dict]]:
     ns = registry.lookup("", "v1", "namespaces")
-    for name in INITIAL_NAMESPACES:
+    pc = registry.lookup("scheduling.k8s.io", "v1", "priorityclasses")
+    out = [(ns, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}) for n in INITIAL_NAMESPACES]
+    for name, value in defaults.SYSTEM_PRIORITY_CLASSES.items():
+        out.append((pc, {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
+                         "value": value, "description": "Used for system critical pods that must not be moved "
+                         "from their current node." if "node" in name else "Used for system critical pods that "
+                         "must run in the cluster, but can be moved to another node if necessary."}))
+    return out
+
+
+async def _bootstrap(objects: ObjectStore) -> None:
+    """What every cluster has from the start (namespaces, system priority classes), created once;
+    later starts find them and do nothing."""
+    from api.errors import AlreadyExists
+
+    for r, obj in _bootstrap_objects():
         try:
-            await objects.get(ns, None, name)
+            await objects.get(r, None, obj["metadata"]["name"])
         except NotFound:
-            from api.errors import AlreadyExists
             with contextlib.suppress(AlreadyExists):
-                await objects.create(ns, None, {"apiVersion": "v1", "kind": "Namespace",
-                                                "metadata": {"name": name}})
+                await objects.create(r, None, obj, manager="navarch-apiserver")
 
 
 async def _compact_loop(backend: Backend, config: Config) -> None:

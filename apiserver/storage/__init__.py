@@ -8,6 +8,7 @@ history was discarded. Drivers: ``sqlite`` (default, embedded) and ``etcd``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -125,6 +126,13 @@ class Backend(Protocol):
     async def compact(self, revision: int) -> None:
         """Discard history at or before ``revision`` except each live key's latest value."""
         ...
+
+    def start_compactor(self, interval: float = 300.0, keep_revisions: int = 10_000) -> asyncio.Task:
+        """Start compacting in the background every ``interval`` seconds, keeping at least the
+        last ``keep_revisions`` revisions and one interval of history; stopped by ``close()``."""
+        ...
+
+    async def stop_compactor(self) -> None: ...
 
     async def close(self) -> None: ...
 

@@ -292,7 +292,10 @@ class EtcdBackend:
     # ----------------------------------------------------------------------------- compactor
 
     def start_compactor(self, interval: float = 300.0, keep_revisions: int = 10_000) -> asyncio.Task:
-        """Every ``interval`` seconds, compact etcd's history older than the last ``keep_revisions``."""
+        """Compact etcd every ``interval`` seconds, keeping at least the last ``keep_revisions``
+        revisions and at least one interval of history (as the SQLite driver's compactor does).
+        Idempotent; stops on ``close()`` or ``stop_compactor()``.
+        """
         if self._compactor is None or self._compactor.done():
             self._compactor = asyncio.create_task(
                 self._compact_loop(interval, keep_revisions), name="storage-etcd-compactor")
@@ -306,10 +309,13 @@ class EtcdBackend:
                 await task
 
     async def _compact_loop(self, interval: float, keep_revisions: int) -> None:
+        previous = 0
         while True:
             await asyncio.sleep(interval)
             try:
-                target = await self.current_revision() - keep_revisions
+                now = await self.current_revision()
+                target = min(previous, now - keep_revisions)
+                previous = now
                 if target > self._compact_rev:
                     await self.compact(target)
                     log.info("compacted", revision=target)

@@ -77,7 +77,8 @@ _MAX_BATCH = 2000
 _WATCH_BUFFER = 10_000
 # Keys resolved per step when listing at an old revision.
 _LIST_CHUNK = 500
-# Rows fetched per read when replaying history to a watcher.
+# Rows fetched per read when replaying history to a watcher (the scan follows the log in
+# revision order; "+l.key" keeps the planner off the key index, which would need a sort).
 _REPLAY_CHUNK = 1000
 # Revisions covered by one compaction transaction, so writers are not held up for long.
 _COMPACT_STEP = 10_000
@@ -198,9 +199,10 @@ class SQLiteBackend:
     # ----------------------------------------------------------------------------- compactor
 
     def start_compactor(self, interval: float = 300.0, keep_revisions: int = 10_000) -> asyncio.Task:
-        """Every ``interval`` seconds, compact history older than the last ``keep_revisions``.
-
-        Idempotent; the task stops on ``close()`` or ``stop_compactor()``.
+        """Compact every ``interval`` seconds, keeping at least the last ``keep_revisions`` revisions
+        and at least one interval of history: each tick compacts at the older of ``now -
+        keep_revisions`` and the revision seen at the previous tick, so a watcher less than an
+        interval behind can always resume. Idempotent; stops on ``close()`` or ``stop_compactor()``.
         """
         if self._compactor is None or self._compactor.done():
             self._compactor = asyncio.create_task(
@@ -215,15 +217,18 @@ class SQLiteBackend:
                 await task
 
     async def _compact_loop(self, interval: float, keep_revisions: int) -> None:
+        previous = 0
         while True:
             await asyncio.sleep(interval)
-            target = self._rev - keep_revisions
-            if target > self._compact_rev:
-                try:
+            try:
+                now = self._rev
+                target = min(previous, now - keep_revisions)
+                previous = now
+                if target > self._compact_rev:
                     await self.compact(target)
                     log.info("compacted", revision=target)
-                except StorageError as e:
-                    log.warning("compaction failed", revision=target, error=str(e))
+            except StorageError as e:
+                log.warning("compaction failed", error=str(e))
 
     # ----------------------------------------------------------------------------- reads
 
@@ -534,8 +539,8 @@ class SQLiteBackend:
             query = (
                 "SELECT l.id, l.key, l.value, l.create_revision, l.prev_revision, l.deleted, "
                 "p.value, p.create_revision FROM log l LEFT JOIN log p ON p.id = l.prev_revision "
-                "WHERE l.id > ? AND l.id <= ? AND l.key >= ? "
-                + ("AND l.key < ? " if hi is not None else "")
+                "WHERE l.id > ? AND l.id <= ? AND +l.key >= ? "
+                + ("AND +l.key < ? " if hi is not None else "")
                 + "ORDER BY l.id LIMIT ?")
             args = (after, upto, prefix, *([hi] if hi is not None else []), _REPLAY_CHUNK)
             rows = conn.execute(query, args).fetchall()

@@ -404,3 +404,18 @@ async def test_metrics_and_health(http):
 async def test_unknown_paths(http, path):
     status, out = await req(http, "GET", path)
     assert status == 404 and out["kind"] == "Status"
+
+
+async def test_priority_class_admission(http):
+    ns = await new_namespace(http)
+    name = "high-" + ns
+    await req(http, "POST", "/apis/scheduling.k8s.io/v1/priorityclasses",
+              {"metadata": {"name": name}, "value": 1000, "preemptionPolicy": "Never"}, expect=201)
+    _, pod = await req(http, "POST", f"/api/v1/namespaces/{ns}/pods", make_pod("p", priorityClassName=name),
+                       expect=201)
+    assert pod["spec"]["priority"] == 1000 and pod["spec"]["preemptionPolicy"] == "Never"
+    status, out = await req(http, "POST", f"/api/v1/namespaces/{ns}/pods", make_pod("q", priorityClassName="nope"))
+    assert status == 403 and "no PriorityClass with name nope" in out["message"]
+    _, system = await req(http, "GET", "/apis/scheduling.k8s.io/v1/priorityclasses/system-node-critical",
+                          expect=200)
+    assert system["value"] == 2000001000
