@@ -325,6 +325,30 @@ async def test_compaction(backend: Backend, prefix: str):
     assert (await backend.list(prefix)).items == [a3, c]
 
 
+async def test_background_compactor(backend: Backend, prefix: str):
+    kv = await backend.create(prefix + "a", b"0")
+    for i in range(1, 30):
+        kv = await backend.update(prefix + "a", str(i).encode(), expected_revision=kv.mod_revision)
+    target = kv.mod_revision - 5
+
+    async def compacted() -> None:
+        while True:
+            try:
+                await backend.list(prefix, revision=target - 1)
+            except Compacted as e:
+                assert e.compact_revision >= target
+                return
+            await asyncio.sleep(0.01)
+
+    backend.start_compactor(interval=0.01, keep_revisions=5)
+    try:
+        await asyncio.wait_for(compacted(), WAIT)
+    finally:
+        await backend.stop_compactor()
+    history = await backend.list(prefix, revision=target)
+    assert [(kv.value, kv.mod_revision) for kv in history.items] == [(b"24", target)]
+
+
 # --------------------------------------------------------------------------------------- concurrency
 
 

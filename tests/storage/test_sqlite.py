@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from apiserver.storage import Compacted, StorageError
+from apiserver.storage import StorageError
 from apiserver.storage import sqlite as sqlite_driver
 from apiserver.storage.sqlite import SQLiteBackend
 from tests.storage.sqlite_writer import COUNTER
@@ -86,28 +86,6 @@ async def test_compaction_removes_superseded_rows_and_tombstones(store: SQLiteBa
     # Only /k/a's latest value survives.
     assert await asyncio.to_thread(_log_rows, store.path) == 1
     assert (await store.get("/k/a")).value == b"19"
-
-
-async def test_background_compactor(store: SQLiteBackend):
-    kv = await store.create("/k/a", b"0")
-    for i in range(1, 30):
-        kv = await store.update("/k/a", str(i).encode(), expected_revision=kv.mod_revision)
-    store.start_compactor(interval=0.01, keep_revisions=5)
-    target = kv.mod_revision - 5
-
-    async def compacted() -> None:
-        while True:
-            try:
-                await store.list("/k/", revision=target - 1)
-            except Compacted as e:
-                assert e.compact_revision >= target
-                return
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(compacted(), WAIT)
-    await store.stop_compactor()
-    history = await store.list("/k/", revision=target)
-    assert history.items[0].mod_revision == target
 
 
 async def test_second_open_of_the_same_file_is_refused(store: SQLiteBackend):
