@@ -375,19 +375,22 @@ def _new_requirement(key: str, op: str, values: Iterable[str], path: str = "") -
     errs = _qualified_name_errors(key)
     if errs:
         problems.append(f"{key_path}: Invalid value: {go_quote(key)}: {'; '.join(errs)}")
-    shown = "[]string{" + ", ".join(go_quote(v) for v in vals) + "}"
+
+    def shown() -> str:
+        return "[]string{" + ", ".join(go_quote(v) for v in vals) + "}"
+
     if op in (IN, NOT_IN) and not vals:
-        problems.append(f"{values_path}: Invalid value: {shown}: for 'in', 'notin' operators, "
+        problems.append(f"{values_path}: Invalid value: {shown()}: for 'in', 'notin' operators, "
                         "values set can't be empty")
     elif op in (EQUALS, DOUBLE_EQUALS, NOT_EQUALS) and len(vals) != 1:
-        problems.append(f"{values_path}: Invalid value: {shown}: exact-match compatibility requires "
+        problems.append(f"{values_path}: Invalid value: {shown()}: exact-match compatibility requires "
                         "one single value")
     elif op in (EXISTS, DOES_NOT_EXIST) and vals:
-        problems.append(f"{values_path}: Invalid value: {shown}: values set must be empty for exists "
+        problems.append(f"{values_path}: Invalid value: {shown()}: values set must be empty for exists "
                         "and does not exist")
     elif op in (GREATER_THAN, LESS_THAN):
         if len(vals) != 1:
-            problems.append(f"{values_path}: Invalid value: {shown}: for 'Gt', 'Lt' operators, exactly "
+            problems.append(f"{values_path}: Invalid value: {shown()}: for 'Gt', 'Lt' operators, exactly "
                             "one value is required")
         for i, v in enumerate(vals):
             if not re.fullmatch(r"[+-]?[0-9]+", v):
