@@ -125,7 +125,7 @@ class _Watcher:
         self.buf: collections.deque[Event] = collections.deque()
         self.wake = asyncio.Event()
         self.detached = False   # fell behind: must catch up from the log
-        self.closed = False     # the backend closed
+        self.closed = False     # the backend closed: the watch ends with StorageError
 
 
 class SQLiteBackend:
@@ -492,7 +492,7 @@ class SQLiteBackend:
         last = after   # the revision of the last event delivered (or the starting point)
         while True:
             if self._closed:
-                return
+                raise StorageError("storage is closed")
             # Subscribe first, then replay what the log holds up to the revision already fanned
             # out at subscription time: live events all come after it, so nothing is missed
             # or delivered twice.
@@ -522,7 +522,7 @@ class SQLiteBackend:
                     last = ev.revision
                     yield ev
                 if w.closed:
-                    return
+                    raise StorageError("storage is closed")
             finally:
                 self._watchers.discard(w)
 

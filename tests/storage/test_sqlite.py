@@ -114,7 +114,10 @@ async def test_watch_ends_when_the_store_closes(tmp_path):
     pending = asyncio.create_task(anext(watch))
     await asyncio.sleep(0)
     await backend.close()
-    with pytest.raises(StopAsyncIteration):
+    # An error, not a quiet end: a consumer that re-watches in a loop must not spin.
+    with pytest.raises(StorageError, match="closed"):
         await asyncio.wait_for(pending, WAIT)
+    with pytest.raises(StorageError, match="closed"):
+        await anext(backend.watch("/k/", after_revision=0))
     with pytest.raises(StorageError):
         await backend.create("/k/a", b"x")
