@@ -201,7 +201,12 @@ class _Listener:
     def __init__(self, handler: Handler, name: str):
         self.handler = handler
         self.queue: asyncio.Queue[tuple[str, tuple[dict[str, Any], ...]]] = asyncio.Queue()
+        self.name = name
         self.task = asyncio.get_running_loop().create_task(self._run(), name=name)
+
+    def ensure_running(self) -> None:
+        if self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
 
     def push(self, kind: str, *objs: dict[str, Any]) -> None:
         self.queue.put_nowait((kind, objs))
@@ -294,12 +299,15 @@ class Informer:
         """Start listing and watching in a background task (idempotent)."""
         if self._task is None:
             self._stopped = False
+            for listener in self._listeners:
+                listener.ensure_running()
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"informer:{self.name}")
             if self.resync:
                 self._resync_task = asyncio.get_running_loop().create_task(
                     self._resync_loop(), name=f"informer-resync:{self.name}")
 
     async def stop(self) -> None:
+        """Stop watching and delivering; the cache stays readable, and ``start()`` resumes."""
         self._stopped = True
         tasks = [t for t in (self._task, self._resync_task) if t is not None]
         tasks += [listener.task for listener in self._listeners]
@@ -334,7 +342,8 @@ class Informer:
 
     async def _run(self) -> None:
         failures = 0
-        need_list = True
+        # Restarting a stopped informer resumes its watch; a 410 then relists as usual.
+        need_list = self.last_resource_version is None
         while not self._stopped:
             try:
                 if need_list:

@@ -312,3 +312,25 @@ async def test_shared_factory_gives_one_watch_per_resource(fake, client):
         assert len(all_ns_pod_watches) == 1
     finally:
         await factory.stop()
+
+
+async def test_restart_resumes_the_watch_and_relists_if_expired(fake, client, informers):
+    fake.put(PODS, make_pod("a"))
+    informer = new_informer(informers, client)
+    rec = Recorder()
+    informer.add_event_handler(rec)
+    informer.start()
+    await informer.wait_for_cache_sync()
+    await eventually(lambda: len(fake.watchers) == 1)
+    await informer.stop()
+    fake.put(PODS, make_pod("b"))
+    informer.start()
+    await eventually(lambda: len(rec.events) == 2)
+    assert informer.lists == 1, "history still covers the gap: the watch resumes"
+    await informer.stop()
+    fake.remove(PODS, "default", "a")
+    fake.compact()
+    informer.start()
+    await eventually(lambda: len(rec.events) == 3)
+    assert informer.lists == 2
+    assert rec.kinds()[-1] == ("delete", "default/a")
