@@ -554,8 +554,12 @@ def supported_fields(kind: str) -> set[str]:
     return set(_COMMON_FIELDS) | set(FIELDS_BY_KIND.get(kind, {}))
 
 
-def _getter(kind: str, field: str) -> Callable[[dict], str] | None:
+def field_getter(kind: str, field: str) -> Callable[[dict], str] | None:
+    """The function giving ``field``'s selectable string value on objects of ``kind``, or None."""
     return _COMMON_FIELDS.get(field) or FIELDS_BY_KIND.get(kind, {}).get(field)
+
+
+_getter = field_getter  # kept for callers written before field_getter was public
 
 
 class FieldSelector:

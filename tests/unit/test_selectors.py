@@ -6,12 +6,14 @@ from api.errors import BadRequest
 from api.selectors import (
     FieldSelector,
     LabelSelector,
+    field_getter,
     from_label_selector,
     from_set,
     parse_field_selector,
     parse_label_selector,
     requires_exact_name,
     selector_to_string,
+    supported_fields,
 )
 
 # (selector, labels, expected match)
@@ -266,3 +268,11 @@ def test_requires_exact_name(text, expected):
     assert requires_exact_name(text) == expected
     if text:
         assert requires_exact_name(parse_field_selector(text)) == expected
+
+
+def test_field_getters_and_supported_fields():
+    assert {"metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"} <= supported_fields("Pod")
+    assert supported_fields("ConfigMap") == {"metadata.name", "metadata.namespace"}
+    assert field_getter("Pod", "spec.nodeName")(make_pod(node="n9")) == "n9"
+    assert field_getter("Pod", "spec.hostNetwork")(make_pod()) == "false"
+    assert field_getter("ConfigMap", "spec.nodeName") is None
