@@ -2,9 +2,12 @@
 
     navarch apiserver   the API server (--data-dir for SQLite, --etcd-servers for etcd)
     navarch up          a whole cluster on this machine
-    navarch runtime     the node's CRI container runtime
-    navarch crictl      a crictl-like client for the runtime
-    navarch image       import and list images in a runtime's store
+    navarch scheduler            the scheduler
+    navarch controller-manager   the controllers
+    navarch simulate-nodes       simulated nodes (a KWOK-style node agent) for tests and benchmarks
+    navarch runtime              the node's CRI container runtime
+    navarch crictl               a crictl-like client for the runtime
+    navarch image                import and list images in a runtime's store
 """
 
 from __future__ import annotations
@@ -78,10 +81,22 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Components with their own argument parsers take the rest of the command line as is.
     delegated = {
+        "scheduler": ("scheduler.app", "main"),
+        "controller-manager": ("controller_manager.manager", "main"),
+        "simulate-nodes": ("kubelet.sim.app", "main"),
         "runtime": ("runtime.server", "main"),
         "crictl": ("runtime.crictl", "main"),
         "image": ("runtime.images.cli", "main"),
@@ -89,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in delegated:
         import importlib
 
+        if argv[0] not in ("crictl", "image"):
+            navlog.configure(argv[0], _flag_value(argv, "--v"))
         module, fn = delegated[argv[0]]
         return int(getattr(importlib.import_module(module), fn)(argv[1:]) or 0)
     parser = argparse.ArgumentParser(prog="navarch", description=__doc__,
