@@ -94,7 +94,7 @@ async def _lifecycle(app: web.Application, config: Config):
 
 def _fields_getter(kind: str):
     """The selectable field values of an object, computed once when the cache takes it in."""
-    getters = [(f, selectors._getter(kind, f)) for f in sorted(selectors.supported_fields(kind))]
+    getters = [(f, selectors.field_getter(kind, f)) for f in sorted(selectors.supported_fields(kind))]
 
     def fields_of(obj: dict) -> dict[str, str]:
         return {f: get(obj) for f, get in getters}
