@@ -1019,9 +1019,18 @@ def _validate_job_spec(spec: dict, prefix: str, errs: Errors, *, selector_requir
         errs.not_supported(f"{prefix}.template.spec.restartPolicy", policy, ("OnFailure", "Never"))
 
 
+_CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
+
+
 def _validate_job(obj: dict, errs: Errors) -> None:
     spec = obj.get("spec") or {}
     _validate_job_spec(spec, "spec", errs, selector_required=True)
+    uid = (obj.get("metadata") or {}).get("uid")
+    sel = spec.get("selector")
+    if not spec.get("manualSelector") and uid and sel is not None:
+        # Without manualSelector the selector is the server's own, naming this Job's uid only.
+        if sel != {"matchLabels": {_CONTROLLER_UID_LABEL: uid}}:
+            errs.invalid("spec.selector", sel, "`selector` not auto-generated", shown=_fmt_selector(sel))
 
 
 _CRON_FIELDS = (("minute", 0, 59, None), ("hour", 0, 23, None), ("day of month", 1, 31, None),
@@ -1452,7 +1461,12 @@ def _update_statefulset(new: dict, old: dict, errs: Errors) -> None:
 def _update_job(new: dict, old: dict, errs: Errors) -> None:
     nspec, ospec = new.get("spec") or {}, old.get("spec") or {}
     _selector_immutable(new, old, errs)
-    if nspec.get("template") != ospec.get("template"):
+    ntemplate, otemplate = nspec.get("template"), ospec.get("template")
+    if ospec.get("suspend") and not (old.get("status") or {}).get("startTime"):
+        # A suspended Job that never started may still have its pods' scheduling directives,
+        # labels and annotations changed (for queueing controllers).
+        ntemplate, otemplate = _without_scheduling(ntemplate), _without_scheduling(otemplate)
+    if ntemplate != otemplate:
         errs.invalid("spec.template", None, IMMUTABLE, shown="core.PodTemplateSpec{...}")
     for f in ("completionMode", "podFailurePolicy", "backoffLimitPerIndex"):
         if nspec.get(f) != ospec.get(f):
@@ -1463,6 +1477,17 @@ def _update_job(new: dict, old: dict, errs: Errors) -> None:
                    and ospec.get("completions") == ospec.get("parallelism"))
         if not elastic:
             errs.invalid("spec.completions", nspec.get("completions"), IMMUTABLE)
+
+
+_SCHEDULING_FIELDS = ("nodeSelector", "tolerations", "affinity", "schedulingGates")
+
+
+def _without_scheduling(template: Any) -> Any:
+    if not isinstance(template, dict):
+        return template
+    md = {k: v for k, v in (template.get("metadata") or {}).items() if k not in ("labels", "annotations")}
+    spec = {k: v for k, v in (template.get("spec") or {}).items() if k not in _SCHEDULING_FIELDS}
+    return {**template, "metadata": md, "spec": spec}
 
 
 def _update_secret(new: dict, old: dict, errs: Errors) -> None:

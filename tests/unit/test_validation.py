@@ -353,6 +353,12 @@ CREATE_CASES = [
     ("Job", {"spec.selector": {"matchLabels": {"x": "y"}}}, "spec.template.metadata.labels",
      "Invalid value: map[string]string{"),
     ("Job", {"spec.selector": _DELETE}, "spec.selector", "Required value"),
+    ("Job", {"spec.selector.matchLabels.app": "x", "spec.template.metadata.labels.app": "x"}, "spec.selector",
+     "Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"x\", "
+     "\"batch.kubernetes.io/controller-uid\":\"uid-1\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: "
+     "`selector` not auto-generated"),
+    ("Job", {"spec.manualSelector": True, "spec.selector": {"matchLabels": {"app": "x"}},
+             "spec.template.metadata.labels": {"app": "x"}}, None, None),
     ("Job", {"spec.parallelism": -1}, "spec.parallelism", "Invalid value: -1: must be greater than or equal to 0"),
     ("Job", {"spec.backoffLimit": -1}, "spec.backoffLimit", "Invalid value: -1: must be greater than or equal to 0"),
     ("Job", {"spec.activeDeadlineSeconds": 0}, "spec.activeDeadlineSeconds", "Invalid value: 0: must be greater"),
@@ -565,6 +571,13 @@ UPDATE_CASES = [
     ("Job", {"spec.template.spec.containers[0].image": "x:2"}, "spec.template",
      "Invalid value: core.PodTemplateSpec{...}: field is immutable", None),
     ("Job", {"spec.selector.matchLabels.extra": "x"}, "spec.selector", "Invalid value: v1.LabelSelector{", None),
+    ("Job", {"spec.template.spec.nodeSelector": {"zone": "a"}, "spec.template.metadata.labels.queue": "q"},
+     None, None, {"spec.suspend": True}),
+    ("Job", {"spec.template.spec.nodeSelector": {"zone": "a"}}, "spec.template",
+     "Invalid value: core.PodTemplateSpec{...}: field is immutable", {"spec.suspend": True,
+                                                                      "status.startTime": "2024-01-01T00:00:00Z"}),
+    ("Job", {"spec.template.spec.containers[0].image": "x:2"}, "spec.template",
+     "Invalid value: core.PodTemplateSpec{...}: field is immutable", {"spec.suspend": True}),
     ("Job", {"spec.completions": 5}, "spec.completions", "Invalid value: 5: field is immutable", None),
     ("Job", {"spec.completionMode": "Indexed"}, "spec.completionMode", 'Invalid value: "Indexed": field is '
      "immutable", None),
