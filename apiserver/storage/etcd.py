@@ -93,6 +93,7 @@ class EtcdBackend:
         self._timeout = timeout
         self._compact_rev = 0   # the highest compaction this driver asked for
         self._compactor: asyncio.Task | None = None
+        self._closed = False
 
     @classmethod
     async def open(cls, endpoints: Sequence[str], *, timeout: float = 30.0) -> EtcdBackend:
@@ -108,12 +109,19 @@ class EtcdBackend:
         return self
 
     async def close(self) -> None:
+        self._closed = True
         await self.stop_compactor()
         await self._client.close()
+
+    def _check_open(self) -> None:
+        # aetcd reconnects on use; a closed backend must stay closed.
+        if self._closed:
+            raise StorageError("storage is closed")
 
     # ----------------------------------------------------------------------------- plumbing
 
     async def _kv_call(self, name: str, request: Any, *, revision: int = 0) -> Any:
+        self._check_open()
         await self._client.connect()
         method = getattr(self._client.kvstub, name)
         try:
@@ -259,6 +267,7 @@ class EtcdBackend:
                 await self._kv_call("Range", rpc.RangeRequest(key=start, range_end=end, limit=1,
                                                               count_only=True, revision=after),
                                     revision=after)
+        self._check_open()
         await self._client.connect()
         try:
             watch = await self._client.watch(start, range_end=end, start_revision=after + 1,
@@ -270,6 +279,8 @@ class EtcdBackend:
         try:
             async for ev in watch:
                 yield self._event(ev)
+            # The stream only ends by itself when the client shuts down.
+            raise StorageError("etcd watch ended: client closed")
         except RevisionCompactedError as e:
             raise Compacted(after, e.compacted_revision) from e
         except ClientError as e:

@@ -16,6 +16,7 @@ from apiserver.storage import (
     KeyNotFound,
     KeyValue,
     RevisionConflict,
+    StorageError,
 )
 
 # Guards against a hung watch; never a speed assertion.
@@ -284,6 +285,25 @@ async def test_watches_are_independent_and_closable(backend: Backend, prefix: st
     finally:
         await w1.aclose()
         await w2.aclose()
+
+
+async def test_close_fails_open_watches_and_later_calls(backend: Backend, prefix: str):
+    start = await backend.current_revision()
+    watch = backend.watch(prefix, after_revision=start)
+    kv = await backend.create(prefix + "a", b"1")
+    assert (await take(watch, 1))[0].revision == kv.mod_revision
+    pending = asyncio.create_task(anext(watch))
+    await asyncio.sleep(0)
+    await backend.close()
+    # An error, not a quiet end: a consumer that re-watches in a loop must not spin.
+    with pytest.raises(StorageError):
+        await asyncio.wait_for(pending, WAIT)
+    with pytest.raises(StorageError):
+        await anext(backend.watch(prefix, after_revision=start))
+    with pytest.raises(StorageError):
+        await backend.create(prefix + "b", b"x")
+    with pytest.raises(StorageError):
+        await backend.get(prefix + "a")
 
 
 # --------------------------------------------------------------------------------------- compaction

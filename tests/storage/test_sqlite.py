@@ -106,18 +106,3 @@ async def test_slow_watcher_catches_up_from_the_log(store: SQLiteBackend, monkey
     marker = await store.create("/k/marker", b"x")
     assert (await asyncio.wait_for(anext(watch), WAIT)).revision == marker.mod_revision
     await watch.aclose()
-
-
-async def test_watch_ends_when_the_store_closes(tmp_path):
-    backend = await SQLiteBackend.open(str(tmp_path / "s.db"))
-    watch = backend.watch("/k/", after_revision=0)
-    pending = asyncio.create_task(anext(watch))
-    await asyncio.sleep(0)
-    await backend.close()
-    # An error, not a quiet end: a consumer that re-watches in a loop must not spin.
-    with pytest.raises(StorageError, match="closed"):
-        await asyncio.wait_for(pending, WAIT)
-    with pytest.raises(StorageError, match="closed"):
-        await anext(backend.watch("/k/", after_revision=0))
-    with pytest.raises(StorageError):
-        await backend.create("/k/a", b"x")
