@@ -111,6 +111,7 @@ RESOURCES: tuple[ResourceInfo, ...] = (
                  has_status=True),
     ResourceInfo("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("all",),
                  (STATUS, SCALE), has_status=True),
+    ResourceInfo("apps", "v1", "ControllerRevision", "controllerrevisions", True),
     # batch/v1
     ResourceInfo("batch", "v1", "Job", "jobs", True, (), ("all",), (STATUS,), has_status=True),
     ResourceInfo("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("all",), (STATUS,),
