@@ -93,6 +93,20 @@ def _default_field_refs(env_source: Any) -> None:
         res["divisor"] = "0"
 
 
+def canonicalize_resource_list(rl: Any) -> None:
+    """Rewrite each quantity in its canonical text rounded up to milli units, as the server stores
+    resource lists (``1000m`` -> ``1``, ``2048Mi`` -> ``2Gi``). Unparsable values are left for
+    validation to report."""
+    if not isinstance(rl, dict):
+        return
+    for name, q in rl.items():
+        if isinstance(q, str | int | float) and not isinstance(q, bool):
+            try:
+                rl[name] = quantity.canonical_milli(q)
+            except ValueError:
+                pass
+
+
 def _default_container(c: Any) -> None:
     if not isinstance(c, dict):
         return
@@ -102,8 +116,12 @@ def _default_container(c: Any) -> None:
         c["terminationMessagePath"] = "/dev/termination-log"
     if not c.get("terminationMessagePolicy"):
         c["terminationMessagePolicy"] = "File"
-    if not isinstance(c.get("resources"), dict):
+    resources = c.get("resources")
+    if not isinstance(resources, dict):
         c["resources"] = {}
+    else:
+        canonicalize_resource_list(resources.get("limits"))
+        canonicalize_resource_list(resources.get("requests"))
     for port in c.get("ports") or ():
         if isinstance(port, dict) and not port.get("protocol"):
             port["protocol"] = "TCP"
@@ -356,6 +374,10 @@ def default_daemonset(obj: dict, *, create: bool = True) -> None:
 def _default_pvc_spec(spec: dict) -> None:
     if not spec.get("volumeMode"):
         spec["volumeMode"] = "Filesystem"
+    resources = spec.get("resources")
+    if isinstance(resources, dict):
+        canonicalize_resource_list(resources.get("requests"))
+        canonicalize_resource_list(resources.get("limits"))
 
 
 def default_statefulset(obj: dict, *, create: bool = True) -> None:
@@ -508,6 +530,10 @@ def default_service(obj: dict, *, create: bool = True) -> None:
     status = _d(obj, "status")
     if not isinstance(status.get("loadBalancer"), dict):
         status["loadBalancer"] = {}
+    if spec["type"] == "LoadBalancer":
+        for ingress in status["loadBalancer"].get("ingress") or ():
+            if isinstance(ingress, dict) and ingress.get("ip") and not ingress.get("ipMode"):
+                ingress["ipMode"] = "VIP"
 
 
 def default_namespace(obj: dict, *, create: bool = True) -> None:
@@ -530,7 +556,11 @@ def default_secret(obj: dict, *, create: bool = True) -> None:
 
 def default_node(obj: dict, *, create: bool = True) -> None:
     status = obj.get("status")
-    if isinstance(status, dict) and status.get("capacity") and status.get("allocatable") is None:
+    if not isinstance(status, dict):
+        return
+    canonicalize_resource_list(status.get("capacity"))
+    canonicalize_resource_list(status.get("allocatable"))
+    if status.get("capacity") and status.get("allocatable") is None:
         status["allocatable"] = dict(status["capacity"])
 
 

@@ -159,6 +159,15 @@ def canonical(s: str | int | float) -> str:
     return format_value(parse(s), DECIMAL_SI)
 
 
+def canonical_milli(s: str | int | float) -> str:
+    """``canonical`` after rounding away from zero to thousandths, as the server stores the
+    quantities of resource lists (``1u`` -> ``1m``, ``1.0001`` -> ``1001m``)."""
+    v = parse(s)
+    if (v * 1000).denominator != 1:
+        v = Fraction(_away_from_zero(v * 1000), 1000)
+    return format_value(v, format_of(s))
+
+
 def add(*qs: str | int | float | Fraction) -> Fraction:
     """The exact sum of quantities."""
     total = Fraction(0)

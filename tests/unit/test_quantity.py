@@ -135,3 +135,17 @@ def test_add_is_exact():
     assert quantity.add("100m", "200m", "0.7") == 1
     assert quantity.add("1Gi", "1Gi") == quantity.parse("2Gi")
     assert quantity.add() == 0
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("1u", "1m"),
+    ("1.0001", "1001m"),
+    ("100m", "100m"),
+    ("1000m", "1"),
+    ("2048Mi", "2Gi"),
+    ("-1u", "-1m"),
+    ("1e-6", "1e-3"),
+    (3, "3"),
+])
+def test_canonical_milli_rounds_up_to_thousandths(text, expected):
+    assert quantity.canonical_milli(text) == expected
