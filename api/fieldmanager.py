@@ -184,6 +184,18 @@ def remove_path(obj: Any, path: Path) -> None:
             del parent[i]
 
 
+def _remove_all(obj: Any, paths: set[Path]) -> None:
+    """Remove fields and list items; whole items first (their key fields locate them), then the
+    remaining fields deepest first."""
+    items = sorted((p for p in paths if p[-1] == "."), key=len)
+    for p in items:
+        remove_path(obj, p)
+    gone = [p[:-1] for p in items]
+    for p in sorted((p for p in paths if p[-1] != "."), key=len, reverse=True):
+        if not any(p[:len(g)] == g for g in gone):
+            remove_path(obj, p)
+
+
 # --- merge -----------------------------------------------------------------------------
 
 def merge(current: Any, applied: Any, meta: PatchMeta) -> Any:
@@ -294,8 +306,7 @@ def apply(current: dict | None, applied: dict, meta: PatchMeta, *, manager: str,
     for e in entries:
         if not _same_entry(e, manager, "Apply", subresource):
             others |= _entry_paths(e)
-    for p in sorted(prev - new_set - others, key=len, reverse=True):
-        remove_path(obj, p)
+    _remove_all(obj, prev - new_set - others)
     entries = [e for e in entries if not _same_entry(e, manager, "Apply", subresource)]
     entries.append(_entry(manager, "Apply", api_version, new_set, subresource))
     _set_entries(obj, entries)
