@@ -9,9 +9,16 @@
   live object.
 
 Every function returns new objects and never mutates its arguments (callers pass cached objects).
-Errors follow the API server: a patch body that is malformed is ``BadRequest`` (400); a well-formed
-JSON patch that cannot be applied (missing path, failed ``test``) is ``Invalid`` (422), as is a
-strategic patch whose content contradicts its ``$retainKeys`` or that nests lists in lists.
+Errors follow the API server: a patch body that is malformed is ``BadRequest`` (400), and so is a
+strategic patch with a bad directive (a key outside its ``$retainKeys``, an item without its merge
+key); a well-formed JSON patch that cannot be applied (missing path, failed ``test``) is
+``Invalid`` (422); more than 10000 JSON patch operations is ``RequestEntityTooLarge`` (413).
+
+Strategic merge follows Kubernetes 1.32 (checked against ``kubectl patch --local``) except where
+noted: list items are matched by all of their ``x-kubernetes-list-map-keys`` (container ports by
+containerPort *and* protocol, so 53/TCP and 53/UDP are two items) with a key the patch item omits
+matching any value; ``$patch: merge`` is accepted as a no-op where Kubernetes refuses it; and a
+new subtree is cleaned of nulls and directives, where Kubernetes may store or drop it raw.
 """
 
 from __future__ import annotations
@@ -32,9 +39,6 @@ _DELETE_PRIMITIVE = "$deleteFromPrimitiveList/"
 # written as {"containerPort": 80} would never match the stored {"containerPort": 80,
 # "protocol": "TCP"} when ports are keyed by containerPort+protocol.
 _KEY_DEFAULTS: dict[str, Any] = {"protocol": "TCP"}
-
-_DELETE = object()     # "remove this field" from a map-level $patch: delete
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -233,16 +237,15 @@ def strategic_merge_patch(doc: Any, patch: Any, meta: PatchMeta | None = None) -
     """
     if not isinstance(patch, dict):
         raise BadRequest(f"strategic merge patch must be a JSON object, got {type(patch).__name__}")
-    result = _smp_map(_copy(doc) if isinstance(doc, dict) else {}, patch, meta or ANY)
-    return {} if result is _DELETE else result
+    return _smp_map(_copy(doc) if isinstance(doc, dict) else {}, patch, meta or ANY)
 
 
-def _smp_map(original: dict[str, Any], patch: dict[str, Any], meta: PatchMeta) -> Any:
+def _smp_map(original: dict[str, Any], patch: dict[str, Any], meta: PatchMeta) -> dict[str, Any]:
     """Merge ``patch`` into ``original`` (which this call owns and may change)."""
     directive = patch.get(_DIRECTIVE)
     if directive is not None:
         if directive == "delete":
-            return _DELETE
+            return {}                      # the field stays, emptied, as the API server leaves it
         if directive == "replace":
             rest = {k: v for k, v in patch.items() if k != _DIRECTIVE}
             return _smp_map({}, rest, meta)
@@ -255,8 +258,7 @@ def _smp_map(original: dict[str, Any], patch: dict[str, Any], meta: PatchMeta) -
             raise BadRequest(f"invalid patch: $retainKeys must be a list of strings: {_brief(retain)}")
         for k, v in patch.items():
             if v is not None and not k.startswith("$") and k not in retain:
-                raise Invalid(f"The content of the patch does not match the $retainKeys list: "
-                              f"{k} is not present in {retain}")
+                raise BadRequest(f"invalid patch format of retainKeys: {k} is not in $retainKeys {retain}")
         for k in [k for k in original if k not in retain]:
             del original[k]
 
@@ -282,11 +284,7 @@ def _smp_map(original: dict[str, Any], patch: dict[str, Any], meta: PatchMeta) -
         if value is None:
             original.pop(k, None)
             continue
-        merged = _smp_value(original.get(k), value, meta.child(k), orders.pop(k, None))
-        if merged is _DELETE:
-            original.pop(k, None)
-        else:
-            original[k] = merged
+        original[k] = _smp_value(original.get(k), value, meta.child(k), orders.pop(k, None))
     for k, order in orders.items():         # a new order for a list the patch leaves alone
         current = original.get(k)
         child = meta.child(k)
@@ -385,8 +383,7 @@ def _smp_list(current: list[Any], patch: list[Any], meta: PatchMeta, order: list
                              f"items are merged by key {keys[0]}")
     if any(item.get(_DIRECTIVE) == "replace" for item in patch):
         # A {"$patch": "replace"} element: the other elements are the whole new list.
-        rest = [_smp_map({}, x, item_meta) for x in patch if x.get(_DIRECTIVE) != "replace"]
-        return [x for x in rest if x is not _DELETE]
+        return [_smp_map({}, x, item_meta) for x in patch if x.get(_DIRECTIVE) not in ("replace", "delete")]
 
     result = list(current)
     patched: list[dict[str, Any]] = []
@@ -401,16 +398,9 @@ def _smp_list(current: list[Any], patch: list[Any], meta: PatchMeta, order: list
             raise BadRequest(f"Unknown patch type: {directive} in map: {_brief(item)}")
         i = _find(item, result, keys)
         if i >= 0:
-            merged = _smp_map(result[i] if isinstance(result[i], dict) else {}, item, item_meta)
-            if merged is _DELETE:
-                del result[i]
-                continue
-            result[i] = merged
+            result[i] = _smp_map(result[i] if isinstance(result[i], dict) else {}, item, item_meta)
         else:
-            merged = _smp_map({}, item, item_meta)
-            if merged is _DELETE:
-                continue
-            result.append(merged)
+            result.append(_smp_map({}, item, item_meta))
         patched.append(item)
 
     if order is not None:
@@ -438,8 +428,8 @@ def _smp_primitive_list(current: list[Any], patch: list[Any], order: list[Any] |
 def _normalize_order(merged: list[Any], patch_order: list[Any], server_order: list[Any], where) -> list[Any]:
     """Order a merged list: items the patch names in the patch's order, the others where they were.
 
-    The two runs are interleaved by their positions in the stored list, so an item only the
-    server knows keeps its place relative to the items around it; new items follow it.
+    The two runs are interleaved: a server-only item goes before a named one only if both were
+    stored and it came first, so new items are placed before server-only items that follow them.
     """
     named = [x for x in merged if where(x, patch_order) >= 0]
     named.sort(key=lambda x: where(x, patch_order))
@@ -455,12 +445,12 @@ def _normalize_order(merged: list[Any], patch_order: list[Any], server_order: li
             j += 1
         else:
             li, ri = where(named[i], server_order), where(others[j], server_order)
-            if li >= 0 and ri >= 0 and li < ri:
-                out.append(named[i])
-                i += 1
-            else:
+            if li >= 0 and ri >= 0 and ri < li:
                 out.append(others[j])
                 j += 1
+            else:
+                out.append(named[i])
+                i += 1
     return out
 
 
