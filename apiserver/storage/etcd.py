@@ -176,7 +176,8 @@ class EtcdBackend:
         return _kv(resp.kvs[0]) if resp.kvs else None
 
     async def current_revision(self) -> int:
-        resp = await self._kv_call("Range", rpc.RangeRequest(key=_ALL_KEYS, count_only=True))
+        # A point read of a key nobody writes: every response carries the store revision.
+        resp = await self._kv_call("Range", rpc.RangeRequest(key=b"\0navarch-revision-probe"))
         return resp.header.revision
 
     async def list(self, prefix: str, *, start_key: str = "", limit: int = 0,

@@ -251,7 +251,7 @@ async def test_watch_starting_mid_load_has_no_gap_or_duplicate(backend: Backend,
             written.append(kv.mod_revision)
 
     tasks = [asyncio.create_task(writer(n)) for n in range(3)]
-    while len(written) < total // 4:
+    while len(written) < total // 4 and not any(t.done() for t in tasks):
         await asyncio.sleep(0.001)
     watch = backend.watch(prefix, after_revision=start)
     try:
