@@ -349,7 +349,10 @@ class Informer:
                 if need_list:
                     await self._list()
                     need_list = False
-                await self._watch()
+                started = self.clock.monotonic()
+                if await self._watch() == 0 and self.clock.monotonic() - started < 1.0:
+                    # A server that ends watches at once without a word must not be hammered.
+                    await self.clock.sleep(self.backoff[0])
                 failures = 0
             except errors.Gone:
                 log.info("informer %s: resourceVersion %s expired; relisting", self.name,
@@ -397,15 +400,19 @@ class Informer:
             elif _rv(old) != _rv(obj):
                 self._dispatch("update", old, obj)
 
-    async def _watch(self) -> None:
+    async def _watch(self) -> int:
+        """Watch until the stream ends; returns how many events (bookmarks included) it carried."""
         lo, hi = self.watch_timeout
         watch = self.client.watch(self.resource, self.namespace, resource_version=self.last_resource_version,
                                   label_selector=self.label_selector, field_selector=self.field_selector,
                                   allow_bookmarks=True, timeout_seconds=random.randint(lo, hi))
         self.watches += 1
+        n = 0
         async with watch:
             async for etype, obj in watch:
+                n += 1
                 self._apply(etype, obj)
+        return n
 
     def _apply(self, etype: str, obj: dict[str, Any]) -> None:
         rv = _rv(obj)
