@@ -12,6 +12,7 @@ server's to do.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -550,8 +551,16 @@ def default_namespace(obj: dict, *, create: bool = True) -> None:
 
 
 def default_secret(obj: dict, *, create: bool = True) -> None:
+    """Type Opaque; ``stringData`` is write-only: merged into ``data`` (base64, winning over the
+    same key there) and dropped, as Kubernetes' conversion does."""
     if not obj.get("type"):
         obj["type"] = "Opaque"
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = _d(obj, "data")
+        for key, value in string_data.items():
+            if isinstance(value, str):
+                data[key] = base64.b64encode(value.encode()).decode()
 
 
 def default_node(obj: dict, *, create: bool = True) -> None:

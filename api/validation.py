@@ -1239,20 +1239,32 @@ def _validate_data_keys(obj: dict, errs: Errors, *, binary_key: str, limit_path:
     data = obj.get("data") or {}
     other = obj.get(binary_key) or {}
     total = 0
+    # Secret data and ConfigMap binaryData are base64: count the bytes they stand for.
+    data_b64, other_b64 = binary_key == "stringData", binary_key == "binaryData"
     for key, value in data.items():
         errs.each(_key("data", key), key, config_key_errors(key))
-        if key in other:
+        if key in other and other_b64:
             errs.invalid(_key("data", key), key, f"duplicate of key present in {binary_key}")
-        total += len(value) if isinstance(value, str) else 0
+        total += _size(value, data_b64)
     for key, value in other.items():
         errs.each(_key(binary_key, key), key, config_key_errors(key))
-        total += len(value) if isinstance(value, str) else 0
+        if not (key in data and data_b64):  # stringData replaces data's value of the same key
+            total += _size(value, other_b64)
     if total > MAX_SECRET_SIZE:
         errs.too_long(limit_path, MAX_SECRET_SIZE)
 
 
+def _size(value: Any, b64: bool) -> int:
+    if not isinstance(value, str):
+        return 0
+    if b64:
+        return len(value) * 3 // 4 - value[-2:].count("=")
+    return len(value.encode())
+
+
 def _validate_configmap(obj: dict, errs: Errors) -> None:
-    _validate_data_keys(obj, errs, binary_key="binaryData", limit_path="data")
+    # Kubernetes reports a ConfigMap's total size on the empty path, printed as "[]".
+    _validate_data_keys(obj, errs, binary_key="binaryData", limit_path="[]")
 
 
 _SECRET_REQUIRED_KEYS = {

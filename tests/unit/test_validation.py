@@ -420,7 +420,11 @@ CREATE_CASES = [
     ("ConfigMap", {"data": {"..x": "x"}}, "data[..x]", "Invalid value: \"..x\": must not start with '..'"),
     ("ConfigMap", {"data": {"a": "x"}, "binaryData": {"a": "eA=="}}, "data[a]",
      'Invalid value: "a": duplicate of key present in binaryData'),
-    ("ConfigMap", {"data": {"big": "x" * (1024 * 1024 + 1)}}, "data", "Too long: may not be more than 1048576 bytes"),
+    ("ConfigMap", {"data": {"big": "x" * (1024 * 1024 + 1)}}, "[]", "Too long: may not be more than 1048576 bytes"),
+    ("Secret", {"stringData": {"big": "x" * (1024 * 1024 + 1)}}, "data", "Too long: may not be more than 1048576 "
+     "bytes"),
+    ("Secret", {"data": {"big": "eHh4" * (1024 * 1024 // 3)}}, None, None),
+    ("Secret", {"data": {"big": "eHh4" * (1024 * 1024 // 3 + 1)}}, "data", "Too long"),
     ("Secret", {"data": {"k": "not base64!"}}, "data[k]", "Invalid value: \"<secret contents redacted>\""),
     ("Secret", {"type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}}, "data[tls.key]", "Required value"),
     ("Secret", {"type": "kubernetes.io/dockerconfigjson"}, "data[.dockerconfigjson]", "Required value"),
