@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from apiserver.storage import StorageError, open_backend
-from apiserver.storage.etcd import EtcdBackend
-from tests.fixtures.etcd import EtcdServer
+from apiserver.storage.etcd import EtcdBackend, _target
+from tests.fixtures.etcd import EtcdServer, _free_port
 
 
 async def test_etcd_restart_keeps_data(tmp_path):
@@ -50,3 +50,23 @@ async def test_etcd_restart_keeps_data(tmp_path):
             await backend.close()
     finally:
         server.stop()
+
+
+async def test_several_endpoints_fail_over_to_a_live_one(etcd_server: EtcdServer):
+    dead = _free_port()   # nothing listens here
+    backend = await open_backend(f"etcd://127.0.0.1:{dead},{etcd_server.endpoint}")
+    try:
+        kv = await backend.create(f"/registry/failover/{dead}", b"x")
+        assert await backend.get(kv.key) == kv
+    finally:
+        await backend.close()
+
+
+def test_endpoint_parsing():
+    assert _target(["127.0.0.1:2379"]) == ("127.0.0.1", 2379)
+    assert _target(["http://10.0.0.1:2379/"]) == ("10.0.0.1", 2379)
+    assert _target(["10.0.0.1:1", "10.0.0.2:2"]) == ("ipv4:10.0.0.1:1,10.0.0.2", 2)
+    assert _target(["etcd-a:2379", "etcd-b:2379"]) == ("etcd-a", 2379)
+    for bad in ([], ["nohost"], ["host:port"]):
+        with pytest.raises(ValueError):
+            _target(bad)
