@@ -14,18 +14,18 @@ than stalling a controller.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import structlog
 
 from api import errors
 from client.clock import REAL, Clock
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("client.events")
 
 NORMAL = "Normal"
 WARNING = "Warning"
@@ -132,7 +132,7 @@ class EventRecorder:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("event recorder: unexpected failure writing an event")
+                log.exception("event write failed", component=self.component)
             finally:
                 self._queue.task_done()
 
@@ -159,7 +159,7 @@ class EventRecorder:
             except errors.NotFound:
                 pass  # it was deleted or expired: write a fresh one
             except (errors.StatusError, *_TRANSIENT) as e:
-                log.warning("event recorder: dropping event %s on %s: %s", reason, ref.get("name"), e)
+                log.warning("event dropped", reason=reason, object=ref.get("name"), error=str(e))
                 return
         namespace = ref.get("namespace") or "default"
         body: dict[str, Any] = {
@@ -173,7 +173,7 @@ class EventRecorder:
         try:
             created = await self._with_retries(self.client.create, EVENTS, body, namespace)
         except (errors.StatusError, *_TRANSIENT) as e:
-            log.warning("event recorder: dropping event %s on %s: %s", reason, ref.get("name"), e)
+            log.warning("event dropped", reason=reason, object=ref.get("name"), error=str(e))
             return
         self.written += 1
         self._seen[key] = _Seen((created or body)["metadata"]["name"], namespace, 1, stamp, now)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import logging
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import structlog
 
 from api import errors
 from api.registry import ResourceInfo
@@ -42,7 +42,7 @@ from api.selectors import LabelSelector, from_label_selector, from_set, parse_la
 from client.clock import REAL, Clock
 from client.rest import Client, Resource, resource_info
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("client.informer")
 
 IndexFunc = Callable[[dict[str, Any]], Iterable[str]]
 NAMESPACE_INDEX = "namespace"
@@ -223,7 +223,7 @@ class _Listener:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("informer handler on_%s failed", kind)
+                log.exception("informer handler failed", handler=f"on_{kind}")
             finally:
                 self.queue.task_done()
 
@@ -355,8 +355,8 @@ class Informer:
                     await self.clock.sleep(self.backoff[0])
                 failures = 0
             except errors.Gone:
-                log.info("informer %s: resourceVersion %s expired; relisting", self.name,
-                         self.last_resource_version)
+                log.info("resourceVersion expired; relisting", informer=self.name,
+                         resource_version=self.last_resource_version)
                 need_list = True
                 failures = 0
             except asyncio.CancelledError:
@@ -365,7 +365,7 @@ class Informer:
                 failures += 1
                 delay = min(self.backoff[0] * (2 ** min(failures - 1, 16)), self.backoff[1])
                 delay *= 1 + random.random() * 0.2
-                log.warning("informer %s: %s; retrying in %.1fs", self.name, e, delay)
+                log.warning("list/watch failed; retrying", informer=self.name, error=str(e), delay=round(delay, 2))
                 # A failed list must be retried; a failed watch resumes from where it was.
                 await self.clock.sleep(delay)
 
@@ -431,7 +431,7 @@ class Informer:
             self.store.delete(object_key(obj))
             self._dispatch("delete", obj)
         else:
-            log.warning("informer %s: unknown watch event type %r", self.name, etype)
+            log.warning("unknown watch event type", informer=self.name, type=etype)
         if rv:
             self.last_resource_version = rv
 

@@ -24,18 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import structlog
 
 from api import errors
 from client.clock import REAL, Clock
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("client.leaderelection")
 
 LEASES = "leases.coordination.k8s.io"
 JITTER = 1.2  # retries while not leading wait retry_period * (1 + up to 20 %), as client-go
@@ -90,6 +90,7 @@ class LeaderElector:
         self._work: asyncio.Task[Any] | None = None
         self._stop = asyncio.Event()
         self._last_reported_leader: str | None = None
+        self._callbacks: set[asyncio.Future[None]] = set()
 
     # -- state -----------------------------------------------------------------------------
 
@@ -119,7 +120,7 @@ class LeaderElector:
             released_needed = True
             self._leading = True
             self._leading_event.set()
-            log.info("%s became leader of lease %s/%s", self.identity, self.namespace, self.name)
+            log.info("became leader", identity=self.identity, lease=f"{self.namespace}/{self.name}")
             result = self.on_started_leading() if self.on_started_leading else None
             if inspect.isawaitable(result):
                 self._work = asyncio.ensure_future(result)
@@ -136,20 +137,29 @@ class LeaderElector:
             if released_needed and self.release_on_cancel:
                 await self.release()
             if was_leading:
-                log.info("%s stopped leading lease %s/%s", self.identity, self.namespace, self.name)
+                log.info("stopped leading", identity=self.identity, lease=f"{self.namespace}/{self.name}")
                 await _call(self.on_stopped_leading)
 
     async def _sleep_or_stop(self, seconds: float) -> bool:
-        """Sleep on the clock; True if ``stop()`` was called meanwhile."""
+        """Sleep on the clock; True if ``stop()`` was called meanwhile, or if the leading work
+        failed (a leader whose work crashed must not keep the Lease from a healthy candidate)."""
         if self._stop.is_set():
             return True
         sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
         stopper = asyncio.ensure_future(self._stop.wait())
+        waits: set[asyncio.Future[Any]] = {sleeper, stopper}
+        if self._work is not None and not self._work.done():
+            waits.add(self._work)
         try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             sleeper.cancel()
             stopper.cancel()
+        work = self._work
+        if work is not None and work.done() and not work.cancelled() and work.exception() is not None:
+            log.error("leading work failed; stepping down", identity=self.identity,
+                      lease=f"{self.namespace}/{self.name}", error=repr(work.exception()))
+            self._stop.set()
         return self._stop.is_set()
 
     async def _acquire(self) -> bool:
@@ -169,8 +179,8 @@ class LeaderElector:
             if await self._attempt():
                 last_renew = self.clock.monotonic()
             elif self.clock.monotonic() - last_renew >= self.renew_deadline or self.leader != self.identity:
-                log.warning("%s failed to renew lease %s/%s; stepping down", self.identity, self.namespace,
-                            self.name)
+                log.warning("lease not renewed in time; stepping down", identity=self.identity,
+                            lease=f"{self.namespace}/{self.name}")
                 return True
 
     async def _attempt(self) -> bool:
@@ -179,7 +189,7 @@ class LeaderElector:
         except asyncio.CancelledError:
             raise
         except (errors.StatusError, aiohttp.ClientError, TimeoutError, OSError) as e:
-            log.debug("%s: lease %s/%s attempt failed: %s", self.identity, self.namespace, self.name, e)
+            log.debug("lease attempt failed", identity=self.identity, lease=f"{self.namespace}/{self.name}", error=str(e))
             return False
 
     def _observe(self, spec: dict[str, Any], rv: str | None) -> None:
@@ -191,7 +201,9 @@ class LeaderElector:
         if holder != self._last_reported_leader:
             self._last_reported_leader = holder
             if holder and self.on_new_leader is not None:
-                asyncio.ensure_future(_call(self.on_new_leader, holder))
+                task = asyncio.ensure_future(_call(self.on_new_leader, holder))
+                self._callbacks.add(task)
+                task.add_done_callback(self._callbacks.discard)
 
     async def _try_acquire_or_renew(self) -> bool:
         now_wall = micro_time(self.clock.now())
@@ -240,5 +252,5 @@ class LeaderElector:
             self._observe(updated.get("spec") or lease["spec"], updated["metadata"].get("resourceVersion"))
             return True
         except (errors.StatusError, aiohttp.ClientError, TimeoutError, OSError) as e:
-            log.warning("%s could not release lease %s/%s: %s", self.identity, self.namespace, self.name, e)
+            log.warning("lease release failed", identity=self.identity, lease=f"{self.namespace}/{self.name}", error=str(e))
             return False

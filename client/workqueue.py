@@ -24,14 +24,15 @@ import asyncio
 import heapq
 import inspect
 import itertools
-import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Protocol
 
+import structlog
+
 from client.clock import REAL, Clock
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("client.workqueue")
 
 
 class ShutDown(Exception):
@@ -431,7 +432,7 @@ async def run_workers(queue: WorkQueue, reconcile: Reconcile, n: int = 1) -> Non
                 queue.done(key)
                 raise
             except Exception:
-                log.exception("reconcile %r failed; requeued with backoff (queue %s)", key, queue.name)
+                log.exception("reconcile failed; requeued with backoff", queue=queue.name, key=str(key))
                 queue.add_rate_limited(key)
             else:
                 queue.forget(key)

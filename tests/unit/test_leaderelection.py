@@ -208,3 +208,28 @@ async def test_settings_are_checked():
         LeaderElector(object(), "ns", "l", "me", lease_duration=10, renew_deadline=10)
     with pytest.raises(ValueError):
         LeaderElector(object(), "ns", "l", "")
+
+
+async def test_a_leader_whose_work_fails_steps_down_and_releases(world):
+    store, clock, log = world
+
+    async def crash():
+        await clock.sleep(5)
+        raise RuntimeError("controller bug")
+
+    a = LeaderElector(store.client("a"), "kube-system", "ctrl", "a", clock=clock, on_started_leading=crash,
+                      on_stopped_leading=lambda: log.append("a stopped"))
+    b = Candidate(store, "b", clock, log)
+    task = asyncio.create_task(a.run())
+    await clock.settle()
+    b.start()
+    await clock.advance(4)
+    assert a.is_leader()
+    await clock.advance(2)
+    assert task.done() and not a.is_leader() and log == ["a stopped"]
+    assert not spec(store).get("holderIdentity")
+    await clock.advance(3)
+    assert b.elector.is_leader()
+    b.elector.stop()
+    await clock.advance(3)
+    await b.task
