@@ -1,0 +1,627 @@
+"""The scheduling framework: extension points as small protocols, and a profile's runner.
+
+A plugin is an object with a ``name`` that implements any of the protocols below; a profile
+lists, per extension point, which plugins run (and score weights). Plugins return a ``Status``
+rather than raising for expected outcomes (unschedulable, wait). ``CycleState`` carries data
+between extension points within one scheduling cycle of one pod.
+
+Contract shared by the plugins and the scheduler loop:
+- ``NodeInfo`` is the scheduler cache's view of one node: the Node object, the pods on it
+  (bound and assumed), and their summed requests. Plugins never mutate it; the cache does.
+- ``Snapshot`` is the list of NodeInfos taken at the start of a cycle (plus lookups by name), so
+  one cycle sees a consistent world.
+- ``Handle`` gives plugins what they need beyond the pod and node: the snapshot, the API client
+  (for preemption), listers of other objects (PriorityClasses), and the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Protocol, runtime_checkable
+
+MAX_NODE_SCORE = 100
+MIN_NODE_SCORE = 0
+
+
+class Code(IntEnum):
+    SUCCESS = 0
+    ERROR = 1
+    UNSCHEDULABLE = 2                        # may fit after cluster changes or preemption
+    UNSCHEDULABLE_AND_UNRESOLVABLE = 3       # preemption cannot help on this node
+    WAIT = 4                                 # Permit: hold the pod
+    SKIP = 5                                 # PreFilter/PreScore: plugin not relevant for this pod
+    PENDING = 6
+
+
+@dataclass
+class Status:
+    code: Code = Code.SUCCESS
+    reasons: list[str] = field(default_factory=list)
+    plugin: str = ""
+
+    @classmethod
+    def success(cls) -> Status:
+        return cls()
+
+    @classmethod
+    def unschedulable(cls, *reasons: str, plugin: str = "", unresolvable: bool = False) -> Status:
+        code = Code.UNSCHEDULABLE_AND_UNRESOLVABLE if unresolvable else Code.UNSCHEDULABLE
+        return cls(code, list(reasons), plugin)
+
+    @classmethod
+    def error(cls, message: str, plugin: str = "") -> Status:
+        return cls(Code.ERROR, [message], plugin)
+
+    @property
+    def ok(self) -> bool:
+        return self.code in (Code.SUCCESS, Code.SKIP)
+
+    @property
+    def is_unschedulable(self) -> bool:
+        return self.code in (Code.UNSCHEDULABLE, Code.UNSCHEDULABLE_AND_UNRESOLVABLE)
+
+    @property
+    def message(self) -> str:
+        return ", ".join(self.reasons)
+
+    @classmethod
+    def skip(cls) -> Status:
+        return cls(Code.SKIP)
+
+    @classmethod
+    def wait(cls, plugin: str = "") -> Status:
+        return cls(Code.WAIT, [], plugin)
+
+
+class CycleState(dict):
+    """Per-cycle scratch space keyed by plugin-chosen strings; cloned for preemption dry runs."""
+
+    def clone(self) -> CycleState:
+        c = CycleState()
+        for k, v in self.items():
+            c[k] = v.clone() if hasattr(v, "clone") else v
+        return c
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    name: str
+
+
+class PreFilterPlugin(Plugin, Protocol):
+    def pre_filter(self, state: CycleState, pod: dict, snapshot: Snapshot) -> tuple[set[str] | None, Status]:
+        """Precompute for the cycle; may narrow the candidate node names (None: all nodes)."""
+
+
+class FilterPlugin(Plugin, Protocol):
+    def filter(self, state: CycleState, pod: dict, node: NodeInfo) -> Status: ...
+
+
+class PostFilterPlugin(Plugin, Protocol):
+    async def post_filter(self, state: CycleState, pod: dict, statuses: dict[str, Status],
+                          handle: Handle) -> tuple[str | None, Status]:
+        """Runs when no node fits (preemption). Returns a nominated node name, or None."""
+
+
+class PreScorePlugin(Plugin, Protocol):
+    def pre_score(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> Status: ...
+
+
+class ScorePlugin(Plugin, Protocol):
+    def score(self, state: CycleState, pod: dict, node: NodeInfo) -> tuple[int, Status]: ...
+
+    def normalize_scores(self, state: CycleState, pod: dict, scores: dict[str, int]) -> Status:
+        """Optional: rescale ``scores`` in place to [MIN_NODE_SCORE, MAX_NODE_SCORE]."""
+
+
+class ReservePlugin(Plugin, Protocol):
+    def reserve(self, state: CycleState, pod: dict, node_name: str) -> Status: ...
+
+    def unreserve(self, state: CycleState, pod: dict, node_name: str) -> None: ...
+
+
+class PermitPlugin(Plugin, Protocol):
+    def permit(self, state: CycleState, pod: dict, node_name: str) -> tuple[Status, float]:
+        """SUCCESS, or WAIT with a timeout in seconds, or UNSCHEDULABLE to reject."""
+
+
+class PreBindPlugin(Plugin, Protocol):
+    async def pre_bind(self, state: CycleState, pod: dict, node_name: str, handle: Handle) -> Status: ...
+
+
+class BindPlugin(Plugin, Protocol):
+    async def bind(self, state: CycleState, pod: dict, node_name: str, handle: Handle) -> Status:
+        """Bind (e.g. POST pods/binding); SKIP lets the next bind plugin do it."""
+
+
+class PostBindPlugin(Plugin, Protocol):
+    def post_bind(self, state: CycleState, pod: dict, node_name: str) -> None: ...
+
+
+class NodeInfo(Protocol):
+    """The cache's view of one node (implemented in ``scheduler.nodeinfo``)."""
+
+    node: dict                               # the Node object (never mutate)
+    pods: list[dict]                         # pods bound or assumed to this node
+    requested: dict[str, int]                # summed requests: "cpu" in millicores, "memory" bytes, ...
+    allocatable: dict[str, int]              # node allocatable in the same units; "pods" counts pods
+    used_ports: set[tuple[str, str, int]]    # (hostIP, protocol, hostPort) in use
+
+    @property
+    def name(self) -> str: ...
+
+
+class Snapshot(Protocol):
+    nodes: list[NodeInfo]                    # in a stable order
+
+    def get(self, name: str) -> NodeInfo | None: ...
+
+
+class Handle(Protocol):
+    """What plugins may use beyond pod and node."""
+
+    client: Any                              # client.rest.Client
+    snapshot: Snapshot
+    clock: Any                               # client.clock.Clock
+
+    def priority_class(self, name: str) -> dict | None: ...
+
+    def run_filters(self, state: CycleState, pod: dict, node: NodeInfo) -> Status:
+        """Run the profile's filters (used by preemption to test a node without victims)."""
+
+
+class PreFilterExtensions(Plugin, Protocol):
+    """Optional for PreFilter plugins whose cycle state counts pods (affinity, spread): keep that
+    state right when preemption simulates removing (or re-adding) a pod on a node."""
+
+    def pre_filter_add_pod(self, state: CycleState, pod: dict, pod_to_add: dict, node: NodeInfo) -> Status: ...
+
+    def pre_filter_remove_pod(self, state: CycleState, pod: dict, pod_to_remove: dict,
+                              node: NodeInfo) -> Status: ...
+
+
+class QueueSortPlugin(Plugin, Protocol):
+    def less(self, a: dict, b: dict) -> bool:
+        """True when pod ``a`` should be tried before pod ``b``."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The runner
+
+# CycleState keys the runner owns.
+SNAPSHOT_KEY = "framework/snapshot"            # the Snapshot of this cycle
+PRE_FILTER_KEY = "framework/pre-filter"        # (allowed node names or None, Status)
+SKIP_FILTER_KEY = "framework/skip-filter"      # plugins whose PreFilter returned SKIP
+PRE_SCORE_KEY = "framework/pre-score"          # Status of the PreScore run
+SKIP_SCORE_KEY = "framework/skip-score"        # plugins whose PreScore returned SKIP
+SCORES_KEY = "framework/scores"                # plugin -> node -> normalized, unweighted score
+
+MIN_FEASIBLE_NODES_TO_FIND = 100
+MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
+
+
+class PluginError(Exception):
+    """A plugin failed (Status code ERROR) where no status can be returned; carries the Status."""
+
+    def __init__(self, status: Status):
+        super().__init__(f"{status.plugin}: {status.message}")
+        self.status = status
+
+
+class NodeStatuses(dict):
+    """Filter failures by node name. ``pre_filter`` is set when a PreFilter plugin rejected the
+    pod for every node (its message is then reported once, not per node)."""
+
+    pre_filter: Status | None = None
+
+
+def num_feasible_nodes_to_find(percentage: int | None, num_all_nodes: int) -> int:
+    """How many feasible nodes a cycle looks for before it stops filtering (kube-scheduler's
+    rule): all of them below 100 nodes; else ``percentage`` of them (0/None: 50 - nodes/125,
+    at least 5), and never fewer than 100."""
+    if num_all_nodes < MIN_FEASIBLE_NODES_TO_FIND or (percentage is not None and percentage >= 100):
+        return num_all_nodes
+    pct = percentage or 0
+    if pct <= 0:
+        pct = 50 - num_all_nodes // 125
+        if pct < MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND:
+            pct = MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND
+    n = num_all_nodes * pct // 100
+    return max(n, MIN_FEASIBLE_NODES_TO_FIND)
+
+
+class FrameworkHandle:
+    """The Handle plugins get: the scheduler's handle, plus ``run_filters`` and the plugins of
+    this profile. Attributes the scheduler's handle lacks read as None."""
+
+    def __init__(self, framework: Framework, outer: Any = None):
+        self._framework = framework
+        self._outer = outer
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._outer, name, None)
+
+    @property
+    def framework(self) -> Framework:
+        return self._framework
+
+    def priority_class(self, name: str) -> dict | None:
+        get = getattr(self._outer, "priority_class", None)
+        return get(name) if get is not None else None
+
+    def run_filters(self, state: CycleState, pod: dict, node: NodeInfo) -> Status:
+        return self._framework.run_filter(state, pod, node)
+
+
+class Framework:
+    """Runs one profile's plugins at each extension point.
+
+    ``handle`` is the scheduler's (client, snapshot, clock, priority_class); plugins receive a
+    ``FrameworkHandle`` wrapping it. Plugins are built once per profile from the registry with
+    ``cls(args, handle)``.
+    """
+
+    def __init__(self, profile: Any, handle: Any = None, registry: dict[str, Any] | None = None):
+        if registry is None:
+            from scheduler.plugins.registry import REGISTRY
+            registry = REGISTRY
+        self.profile = profile
+        self.scheduler_name: str = profile.scheduler_name
+        self.handle = FrameworkHandle(self, handle)
+        self.plugins: dict[str, Any] = {}
+        for name in profile.all_plugins():
+            self.plugins[name] = registry[name](profile.plugin_args.get(name, {}), self.handle)
+
+        def at(point: str) -> list[Any]:
+            return [self.plugins[n] for n in profile.enabled(point)]
+
+        self.queue_sort_plugins = at("queueSort")
+        self.pre_filter_plugins = at("preFilter")
+        self.filter_plugins = at("filter")
+        self.post_filter_plugins = at("postFilter")
+        self.pre_score_plugins = at("preScore")
+        self.score_plugins = at("score")
+        self.reserve_plugins = at("reserve")
+        self.permit_plugins = at("permit")
+        self.pre_bind_plugins = at("preBind")
+        self.bind_plugins = at("bind")
+        self.post_bind_plugins = at("postBind")
+        self.weights: dict[str, int] = {p.name: profile.weights.get(p.name, 1) for p in self.score_plugins}
+
+    # -- queue -------------------------------------------------------------------------------
+
+    def less(self, a: dict, b: dict) -> bool:
+        """The profile's queue order (priority, then arrival, by default)."""
+        if self.queue_sort_plugins:
+            return self.queue_sort_plugins[0].less(a, b)
+        return False
+
+    # -- filtering ---------------------------------------------------------------------------
+
+    def run_pre_filter(self, state: CycleState, pod: dict, snapshot: Snapshot) -> tuple[set[str] | None, Status]:
+        """Run every PreFilter. Returns the node names still allowed (None: all) and the first
+        failure. A plugin whose PreFilter returns SKIP has its Filter skipped this cycle."""
+        state[SNAPSHOT_KEY] = snapshot
+        skipped: set[str] = set()
+        state[SKIP_FILTER_KEY] = skipped
+        allowed: set[str] | None = None
+        narrowed_by: list[str] = []
+        result: tuple[set[str] | None, Status] = (None, Status())
+        for p in self.pre_filter_plugins:
+            names, st = p.pre_filter(state, pod, snapshot)
+            if st.code == Code.SKIP:
+                skipped.add(p.name)
+                continue
+            if not st.ok:
+                if not st.plugin:
+                    st.plugin = p.name
+                result = (None, st)
+                break
+            if names is not None:
+                narrowed_by.append(p.name)
+                allowed = set(names) if allowed is None else allowed & set(names)
+                if not allowed:
+                    st = Status.unschedulable(
+                        f"node(s) didn't satisfy plugin(s) [{', '.join(narrowed_by)}]",
+                        plugin=p.name, unresolvable=True)
+                    result = (None, st)
+                    break
+        else:
+            result = (allowed, Status())
+        state[PRE_FILTER_KEY] = result
+        return result
+
+    def run_filter(self, state: CycleState, pod: dict, node: NodeInfo) -> Status:
+        """All Filter plugins on one node; the first failure, with its plugin name."""
+        skipped = state.get(SKIP_FILTER_KEY) or ()
+        for p in self.filter_plugins:
+            if p.name in skipped:
+                continue
+            st = p.filter(state, pod, node)
+            if not st.ok:
+                if not st.plugin:
+                    st.plugin = p.name
+                return st
+        return Status()
+
+    def run_filter_each(self, state: CycleState, pod: dict, node: NodeInfo) -> list[Status]:
+        """Every failing Filter on one node (not only the first), for explanations."""
+        skipped = state.get(SKIP_FILTER_KEY) or ()
+        out = []
+        for p in self.filter_plugins:
+            if p.name in skipped:
+                continue
+            st = p.filter(state, pod, node)
+            if not st.ok:
+                if not st.plugin:
+                    st.plugin = p.name
+                out.append(st)
+        return out
+
+    def run_pre_filter_add_pod(self, state: CycleState, pod: dict, pod_to_add: dict, node: NodeInfo) -> Status:
+        skipped = state.get(SKIP_FILTER_KEY) or ()
+        for p in self.pre_filter_plugins:
+            ext = getattr(p, "pre_filter_add_pod", None)
+            if ext is None or p.name in skipped:
+                continue
+            st = ext(state, pod, pod_to_add, node)
+            if not st.ok:
+                st.plugin = st.plugin or p.name
+                return st
+        return Status()
+
+    def run_pre_filter_remove_pod(self, state: CycleState, pod: dict, pod_to_remove: dict,
+                                  node: NodeInfo) -> Status:
+        skipped = state.get(SKIP_FILTER_KEY) or ()
+        for p in self.pre_filter_plugins:
+            ext = getattr(p, "pre_filter_remove_pod", None)
+            if ext is None or p.name in skipped:
+                continue
+            st = ext(state, pod, pod_to_remove, node)
+            if not st.ok:
+                st.plugin = st.plugin or p.name
+                return st
+        return Status()
+
+    def find_feasible(self, state: CycleState, pod: dict, snapshot: Snapshot, start_index: int = 0,
+                      percentage: int | None = None) -> tuple[list[NodeInfo], NodeStatuses, int]:
+        """Filter nodes from ``start_index`` (wrapping) until enough feasible ones are found.
+
+        Runs PreFilter first unless this cycle's state already holds its result. A pod with
+        ``status.nominatedNodeName`` tries that node first and takes it alone when it fits.
+        ``percentage`` None means the profile's percentageOfNodesToScore (else adaptive).
+        Returns the feasible nodes, the failures by node name, and where the next cycle starts.
+        """
+        if PRE_FILTER_KEY not in state:
+            self.run_pre_filter(state, pod, snapshot)
+        allowed, pre_status = state[PRE_FILTER_KEY]
+        nodes = snapshot.nodes
+        statuses = NodeStatuses()
+        if not pre_status.ok:
+            statuses.pre_filter = pre_status
+            for ni in nodes:
+                statuses[ni.name] = pre_status
+            return [], statuses, start_index
+        skipped = state.get(SKIP_FILTER_KEY) or ()
+        filters = [(p.name, p.filter) for p in self.filter_plugins if p.name not in skipped]
+
+        def check(ni: NodeInfo) -> Status | None:
+            for name, f in filters:
+                st = f(state, pod, ni)
+                if st.code != Code.SUCCESS and st.code != Code.SKIP:
+                    if not st.plugin:
+                        st.plugin = name
+                    return st
+            return None
+
+        nominated = (pod.get("status") or {}).get("nominatedNodeName")
+        if nominated and (allowed is None or nominated in allowed):
+            ni = snapshot.get(nominated)
+            if ni is not None and check(ni) is None:
+                return [ni], statuses, start_index
+        if allowed is not None:
+            candidates = [ni for ni in nodes if ni.name in allowed]
+            if len(candidates) < len(nodes):
+                narrowed = [p.name for p in self.pre_filter_plugins if p.name not in skipped]
+                st = Status.unschedulable(f"node(s) didn't satisfy plugin(s) [{', '.join(narrowed)}]",
+                                          unresolvable=True)
+                for ni in nodes:
+                    if ni.name not in allowed:
+                        statuses[ni.name] = st
+        else:
+            candidates = nodes
+        m = len(candidates)
+        if percentage is None:
+            percentage = getattr(self.profile, "percentage_of_nodes_to_score", None)
+        to_find = num_feasible_nodes_to_find(percentage, m)
+        feasible: list[NodeInfo] = []
+        processed = 0
+        start = start_index % m if m else 0
+        for i in range(m):
+            ni = candidates[(start + i) % m]
+            processed += 1
+            st = check(ni)
+            if st is None:
+                feasible.append(ni)
+                if len(feasible) >= to_find:
+                    break
+            else:
+                statuses[ni.name] = st
+        next_start = (start + processed) % m if m else 0
+        return feasible, statuses, next_start
+
+    async def run_post_filter(self, state: CycleState, pod: dict,
+                              statuses: dict[str, Status]) -> tuple[str | None, Status]:
+        """PostFilter plugins in order until one succeeds. Returns (nominated node, status); on
+        failure the status message is what ``failure_message`` takes as ``preemption_msg``."""
+        reasons: list[str] = []
+        last = Status.unschedulable()
+        for p in self.post_filter_plugins:
+            node, st = await p.post_filter(state, pod, statuses, self.handle)
+            if not st.plugin:
+                st.plugin = p.name
+            if st.ok:
+                return node, st
+            if st.code == Code.ERROR:
+                return None, st
+            reasons.extend(st.reasons)
+            last = st
+        if not self.post_filter_plugins:
+            return None, Status.unschedulable()
+        return None, Status(last.code, reasons, last.plugin)
+
+    # -- scoring -----------------------------------------------------------------------------
+
+    def run_pre_score(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> Status:
+        skipped: set[str] = set()
+        state[SKIP_SCORE_KEY] = skipped
+        result = Status()
+        for p in self.pre_score_plugins:
+            st = p.pre_score(state, pod, nodes)
+            if st.code == Code.SKIP:
+                skipped.add(p.name)
+            elif not st.ok:
+                st.plugin = st.plugin or p.name
+                result = st
+                break
+        state[PRE_SCORE_KEY] = result
+        return result
+
+    def run_score(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> dict[str, int]:
+        """Weighted sum of every Score plugin's normalized score, by node name. Runs PreScore
+        first unless already run this cycle. Raises ``PluginError`` when a plugin errs."""
+        if PRE_SCORE_KEY not in state:
+            self.run_pre_score(state, pod, nodes)
+        pre = state[PRE_SCORE_KEY]
+        if not pre.ok:
+            raise PluginError(pre)
+        skipped = state.get(SKIP_SCORE_KEY) or ()
+        totals = {ni.name: 0 for ni in nodes}
+        by_plugin: dict[str, dict[str, int]] = {}
+        for p in self.score_plugins:
+            if p.name in skipped:
+                continue
+            scores: dict[str, int] = {}
+            score = p.score
+            for ni in nodes:
+                s, st = score(state, pod, ni)
+                if not st.ok:
+                    st.plugin = st.plugin or p.name
+                    raise PluginError(st)
+                scores[ni.name] = s
+            normalize = getattr(p, "normalize_scores", None)
+            if normalize is not None:
+                st = normalize(state, pod, scores)
+                if not st.ok:
+                    st.plugin = st.plugin or p.name
+                    raise PluginError(st)
+            by_plugin[p.name] = scores
+            w = self.weights.get(p.name, 1)
+            for name, s in scores.items():
+                totals[name] += s * w
+        state[SCORES_KEY] = by_plugin
+        return totals
+
+    @staticmethod
+    def select_host(scores: dict[str, int], rng: Any = None) -> str | None:
+        """The best-scored node; ties broken uniformly at random. None when ``scores`` is empty."""
+        import random
+        rng = rng or random
+        best: str | None = None
+        best_score = 0
+        ties = 0
+        for name, s in scores.items():
+            if best is None or s > best_score:
+                best, best_score, ties = name, s, 1
+            elif s == best_score:
+                ties += 1
+                if rng.randrange(ties) == 0:
+                    best = name
+        return best
+
+    # -- reserve, permit, binding ----------------------------------------------------------
+
+    def run_reserve(self, state: CycleState, pod: dict, node_name: str) -> Status:
+        """Reserve in order; on failure the caller runs ``run_unreserve``."""
+        for p in self.reserve_plugins:
+            st = p.reserve(state, pod, node_name)
+            if not st.ok:
+                st.plugin = st.plugin or p.name
+                return st
+        return Status()
+
+    def run_unreserve(self, state: CycleState, pod: dict, node_name: str) -> None:
+        for p in reversed(self.reserve_plugins):
+            p.unreserve(state, pod, node_name)
+
+    def run_permit(self, state: CycleState, pod: dict, node_name: str) -> tuple[Status, float]:
+        """SUCCESS; UNSCHEDULABLE from the first rejecting plugin; or WAIT with the shortest of
+        the waiting plugins' timeouts (the scheduler holds the pod that long at most)."""
+        wait: float | None = None
+        waiting: list[str] = []
+        for p in self.permit_plugins:
+            st, timeout = p.permit(state, pod, node_name)
+            if st.code == Code.WAIT:
+                waiting.append(p.name)
+                wait = timeout if wait is None else min(wait, timeout)
+            elif not st.ok:
+                st.plugin = st.plugin or p.name
+                return st, 0.0
+        if wait is not None:
+            return Status(Code.WAIT, [], ",".join(waiting)), wait
+        return Status(), 0.0
+
+    async def run_pre_bind(self, state: CycleState, pod: dict, node_name: str) -> Status:
+        for p in self.pre_bind_plugins:
+            st = await p.pre_bind(state, pod, node_name, self.handle)
+            if not st.ok:
+                st.plugin = st.plugin or p.name
+                return st
+        return Status()
+
+    async def run_bind(self, state: CycleState, pod: dict, node_name: str) -> Status:
+        """The first bind plugin that does not SKIP binds the pod."""
+        for p in self.bind_plugins:
+            st = await p.bind(state, pod, node_name, self.handle)
+            if st.code == Code.SKIP:
+                continue
+            if not st.ok:
+                st.plugin = st.plugin or p.name
+            return st
+        return Status.error("no bind plugin bound the pod")
+
+    def run_post_bind(self, state: CycleState, pod: dict, node_name: str) -> None:
+        for p in self.post_bind_plugins:
+            p.post_bind(state, pod, node_name)
+
+    # -- messages ----------------------------------------------------------------------------
+
+    @staticmethod
+    def failure_message(pod: dict, statuses: dict[str, Status], num_nodes: int,
+                        preemption_msg: str = "") -> str:
+        """The FailedScheduling text: ``0/3 nodes are available: 1 Insufficient cpu, 2 node(s)
+        had untolerated taint {k: v}. preemption: ...``. Each reason is counted over nodes; the
+        "count reason" strings are sorted as text. A PreFilter rejection is stated once."""
+        return failure_message(pod, statuses, num_nodes, preemption_msg)
+
+
+def failure_message(pod: dict, statuses: dict[str, Status], num_nodes: int, preemption_msg: str = "") -> str:
+    msg = f"0/{num_nodes} nodes are available:"
+    pre = getattr(statuses, "pre_filter", None)
+    if pre is not None:
+        msg += f" {pre.message}."
+    else:
+        counts: dict[str, int] = {}
+        for st in statuses.values():
+            for r in st.reasons:
+                counts[r] = counts.get(r, 0) + 1
+        if counts:
+            msg += " " + ", ".join(sorted(f"{n} {r}" for r, n in counts.items())) + "."
+    if preemption_msg:
+        msg += f" {preemption_msg}"
+        if not preemption_msg.endswith("."):
+            msg += "."
+    return msg

@@ -1,0 +1,213 @@
+"""NodeInfo: one node as the scheduler sees it, with the pods bound or assumed onto it.
+
+A NodeInfo keeps running totals so that a filter is O(1) per node: summed requests (exact, and
+the "non-zero" variant used by scoring), the host ports in use, and the pods that carry
+inter-pod (anti-)affinity. ``add_pod``/``remove_pod`` keep those totals; each pod's contribution
+is remembered by its key so a later, different copy of the same pod removes exactly what was
+added. Plugins only read NodeInfos; the cache mutates them, and ``clone()`` gives preemption a
+private copy to simulate removing victims.
+
+``Snapshot`` is a fixed list of NodeInfos for one scheduling cycle, with lookups by name.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+from scheduler import resources
+
+_generation = itertools.count(1)
+
+
+def pod_key(pod: dict) -> str:
+    """A pod's identity in the cache: its uid, or namespace/name before it has one."""
+    meta = pod.get("metadata") or {}
+    return meta.get("uid") or f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}"
+
+
+def pod_priority(pod: dict) -> int:
+    """``spec.priority`` (set at admission from the PriorityClass); 0 when unset."""
+    p = (pod.get("spec") or {}).get("priority")
+    return int(p) if p is not None else 0
+
+
+def has_affinity(pod: dict) -> bool:
+    aff = (pod.get("spec") or {}).get("affinity") or {}
+    return bool(aff.get("podAffinity") or aff.get("podAntiAffinity"))
+
+
+def has_required_anti_affinity(pod: dict) -> bool:
+    anti = ((pod.get("spec") or {}).get("affinity") or {}).get("podAntiAffinity") or {}
+    return bool(anti.get("requiredDuringSchedulingIgnoredDuringExecution"))
+
+
+class _PodEntry:
+    __slots__ = ("pod", "requests", "nonzero", "ports")
+
+    def __init__(self, pod: dict):
+        self.pod = pod
+        self.requests = resources.pod_requests(pod)
+        self.nonzero = resources.pod_nonzero_requests(pod)
+        self.ports = resources.host_ports(pod)
+
+
+class NodeInfo:
+    """Implements ``scheduler.framework.NodeInfo``.
+
+    ``used_ports`` is a Counter of ``(hostIP, protocol, hostPort)`` (membership works as for a
+    set). ``generation`` changes on every mutation, so a cache can tell which NodeInfos changed
+    since its last snapshot.
+    """
+
+    __slots__ = ("node", "name", "labels", "taints", "unschedulable", "allocatable", "pods",
+                 "requested", "non_zero_requested", "used_ports", "pods_with_affinity",
+                 "pods_with_required_anti_affinity", "generation", "_entries")
+
+    def __init__(self, node: dict | None = None, pods: Iterable[dict] = ()):
+        self.node: dict = {}
+        self.name = ""
+        self.labels: dict[str, str] = {}
+        self.taints: list[dict] = []
+        self.unschedulable = False
+        self.allocatable: dict[str, int] = {}
+        self.pods: list[dict] = []
+        self.requested: dict[str, int] = {}
+        self.non_zero_requested: dict[str, int] = {}
+        self.used_ports: Counter[tuple[str, str, int]] = Counter()
+        self.pods_with_affinity: list[dict] = []
+        self.pods_with_required_anti_affinity: list[dict] = []
+        self._entries: dict[str, _PodEntry] = {}
+        self.generation = next(_generation)
+        if node is not None:
+            self.set_node(node)
+        for p in pods:
+            self.add_pod(p)
+
+    def set_node(self, node: dict) -> None:
+        """Replace the Node object (its labels, taints, allocatable); pods are kept."""
+        meta = node.get("metadata") or {}
+        spec = node.get("spec") or {}
+        self.node = node
+        self.name = meta.get("name", "")
+        self.labels = meta.get("labels") or {}
+        self.taints = spec.get("taints") or []
+        self.unschedulable = bool(spec.get("unschedulable"))
+        self.allocatable = resources.node_allocatable(node)
+        self.generation = next(_generation)
+
+    def add_pod(self, pod: dict) -> None:
+        """Count ``pod`` on this node. Adding a pod already present replaces it."""
+        key = pod_key(pod)
+        if key in self._entries:
+            self.remove_pod(pod)
+        e = _PodEntry(pod)
+        self._entries[key] = e
+        self.pods.append(pod)
+        req = self.requested
+        for k, v in e.requests.items():
+            req[k] = req.get(k, 0) + v
+        nz = self.non_zero_requested
+        for k in (resources.CPU, resources.MEMORY):
+            nz[k] = nz.get(k, 0) + e.nonzero.get(k, 0)
+        for p in e.ports:
+            self.used_ports[p] += 1
+        if has_affinity(pod):
+            self.pods_with_affinity.append(pod)
+        if has_required_anti_affinity(pod):
+            self.pods_with_required_anti_affinity.append(pod)
+        self.generation = next(_generation)
+
+    def remove_pod(self, pod: dict) -> bool:
+        """Stop counting the pod with ``pod``'s key; False when it was not on this node."""
+        key = pod_key(pod)
+        e = self._entries.pop(key, None)
+        if e is None:
+            return False
+        old = e.pod
+        self.pods = [p for p in self.pods if p is not old]
+        req = self.requested
+        for k, v in e.requests.items():
+            left = req.get(k, 0) - v
+            if left:
+                req[k] = left
+            else:
+                req.pop(k, None)
+        nz = self.non_zero_requested
+        for k in (resources.CPU, resources.MEMORY):
+            nz[k] = nz.get(k, 0) - e.nonzero.get(k, 0)
+        for p in e.ports:
+            self.used_ports[p] -= 1
+            if self.used_ports[p] <= 0:
+                del self.used_ports[p]
+        self.pods_with_affinity = [p for p in self.pods_with_affinity if p is not old]
+        self.pods_with_required_anti_affinity = [
+            p for p in self.pods_with_required_anti_affinity if p is not old]
+        self.generation = next(_generation)
+        return True
+
+    def has_pod(self, pod: dict) -> bool:
+        return pod_key(pod) in self._entries
+
+    def pod_requests(self, pod: dict) -> dict[str, int]:
+        """The requests counted for a pod on this node (empty when it is not here)."""
+        e = self._entries.get(pod_key(pod))
+        return dict(e.requests) if e else {}
+
+    def clone(self) -> NodeInfo:
+        c = NodeInfo.__new__(NodeInfo)
+        c.node = self.node
+        c.name = self.name
+        c.labels = self.labels
+        c.taints = self.taints
+        c.unschedulable = self.unschedulable
+        c.allocatable = self.allocatable
+        c.pods = list(self.pods)
+        c.requested = dict(self.requested)
+        c.non_zero_requested = dict(self.non_zero_requested)
+        c.used_ports = Counter(self.used_ports)
+        c.pods_with_affinity = list(self.pods_with_affinity)
+        c.pods_with_required_anti_affinity = list(self.pods_with_required_anti_affinity)
+        c._entries = dict(self._entries)
+        c.generation = self.generation
+        return c
+
+    def __repr__(self) -> str:
+        return f"NodeInfo({self.name!r}, pods={len(self.pods)}, requested={self.requested})"
+
+
+class Snapshot:
+    """Implements ``scheduler.framework.Snapshot``: the nodes of one cycle, in a stable order."""
+
+    def __init__(self, nodes: Iterable[NodeInfo] = ()):
+        self.nodes: list[NodeInfo] = list(nodes)
+        self._by_name = {n.name: n for n in self.nodes}
+        self._with_affinity: list[NodeInfo] | None = None
+        self._with_anti: list[NodeInfo] | None = None
+
+    def get(self, name: str) -> NodeInfo | None:
+        return self._by_name.get(name)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[NodeInfo]:
+        return iter(self.nodes)
+
+    def pods(self) -> Iterator[tuple[dict, NodeInfo]]:
+        for n in self.nodes:
+            for p in n.pods:
+                yield p, n
+
+    @property
+    def have_pods_with_affinity(self) -> list[NodeInfo]:
+        if self._with_affinity is None:
+            self._with_affinity = [n for n in self.nodes if n.pods_with_affinity]
+        return self._with_affinity
+
+    @property
+    def have_pods_with_required_anti_affinity(self) -> list[NodeInfo]:
+        if self._with_anti is None:
+            self._with_anti = [n for n in self.nodes if n.pods_with_required_anti_affinity]
+        return self._with_anti

@@ -1,0 +1,10 @@
+"""PodTopologySpread (not written yet: implements no extension point)."""
+
+from __future__ import annotations
+
+
+class PodTopologySpread:
+    name = "PodTopologySpread"
+
+    def __init__(self, args: dict | None = None, handle: object = None):
+        pass
