@@ -137,7 +137,8 @@ class EtcdBackend:
             raise StorageError(f"etcd {name}: {e.code().name}: {e.details()}") from e
 
     async def _compact_revision(self) -> int:
-        """etcd's compact revision, learned from a watch on history (0 when it cannot tell)."""
+        """etcd's compact revision, learned from a watch on history (when that fails: the last
+        compaction made through this driver)."""
         try:
             watch = await asyncio.wait_for(
                 self._client.watch(b"\0navarch-compaction-probe", start_revision=1), self._timeout)
