@@ -106,6 +106,7 @@ name_is_dns1035_label = _as_prefix(dns1035_label_errors)
 NAME_RULES: dict[str, Callable[[str, bool], list[str]]] = {
     "Namespace": name_is_dns_label,
     "Service": name_is_dns1035_label,
+    "StatefulSet": name_is_dns_label,  # pods are named after it, with an ordinal suffix
 }
 
 
@@ -845,8 +846,8 @@ def _validate_pod_update(new: dict, old: dict, errs: Errors) -> None:
 # Workloads
 
 
-def _int_or_percent(v: Any, path: str, errs: Errors) -> int | None:
-    """The integer value (percent as given) of an int-or-percent field, or None if malformed."""
+def _int_or_percent(v: Any, path: str, errs: Errors) -> int:
+    """The number in an int-or-percent field (a percent's digits), reporting malformed values."""
     if _is_int(v):
         errs.nonnegative(path, v)
         return v
@@ -854,27 +855,28 @@ def _int_or_percent(v: Any, path: str, errs: Errors) -> int | None:
         if not _PERCENT_RE.match(v):
             errs.invalid(path, v, "a valid percent string must be a numeric string followed by an ending "
                          "'%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")
-            return None
-        pct = int(v[:-1])
-        if pct > 100:
-            errs.invalid(path, v, "must not be greater than 100%")
-        return pct
-    return None
+            return int(v) if v.isdigit() else 0
+        return int(v[:-1])
+    return 0
 
 
-def _validate_rolling_update(ru: Any, path: str, errs: Errors) -> None:
-    if not isinstance(ru, dict):
-        return
-    unavailable = _int_or_percent(ru.get("maxUnavailable"), f"{path}.maxUnavailable", errs)
-    surge = _int_or_percent(ru.get("maxSurge"), f"{path}.maxSurge", errs)
-    if unavailable == 0 and surge == 0:
-        errs.invalid(f"{path}.maxUnavailable", ru.get("maxUnavailable"), "may not be 0 when `maxSurge` is 0")
+def _over_100_percent(v: Any, path: str, errs: Errors) -> None:
+    if isinstance(v, str) and _PERCENT_RE.match(v) and int(v[:-1]) > 100:
+        errs.invalid(path, v, "must not be greater than 100%")
+
+
+def _go_strategy(struct: str, rolling_struct: str, strategy: dict) -> str:
+    """A workload strategy as Go prints the internal struct in an error."""
+    ru = strategy.get("rollingUpdate")
+    inner = f"(*apps.{rolling_struct})(nil)" if ru is None else f"&apps.{rolling_struct}{{...}}"
+    return f"apps.{struct}{{Type:{go_quote(str(strategy.get('type') or ''))}, RollingUpdate:{inner}}}"
 
 
 def _validate_selector_and_template(spec: dict, errs: Errors, kind_word: str, *,
-                                    restart: tuple[str, ...] = ("Always",),
-                                    deadline_forbidden: str = "") -> None:
-    template_path = "spec.template"
+                                    deadline_forbidden: str, full_template: bool = True) -> None:
+    """Selector present, valid, non-empty and matching the template's labels; the pod template
+    valid (StatefulSets: only its labels and annotations, as Kubernetes checks them); restart
+    policy Always; no activeDeadlineSeconds."""
     sel = spec.get("selector")
     if sel is None:
         errs.required("spec.selector")
@@ -885,18 +887,23 @@ def _validate_selector_and_template(spec: dict, errs: Errors, kind_word: str, *,
                          shown=_fmt_selector(sel))
     template = spec.get("template")
     if not isinstance(template, dict):
-        errs.required(template_path)
+        errs.required("spec.template")
         return
-    labels = (template.get("metadata") or {}).get("labels") or {}
+    md = template.get("metadata") or {}
+    labels = md.get("labels") or {}
     if isinstance(sel, dict) and not _selector_is_empty(sel) and not _selector_matches(sel, labels):
-        errs.invalid(f"{template_path}.metadata.labels", labels, "`selector` does not match template `labels`")
-    _validate_pod_template(template, template_path, errs)
+        errs.invalid("spec.template.metadata.labels", labels, "`selector` does not match template `labels`")
+    if full_template:
+        _validate_pod_template(template, "spec.template", errs)
+    else:
+        validate_labels(md.get("labels"), "spec.template.labels", errs)
+        validate_annotations(md.get("annotations"), "spec.template.annotations", errs)
     pod_spec = template.get("spec") or {}
     policy = pod_spec.get("restartPolicy")
-    if policy and policy not in restart:
-        errs.not_supported(f"{template_path}.spec.restartPolicy", policy, restart)
-    if deadline_forbidden and pod_spec.get("activeDeadlineSeconds") is not None:
-        errs.forbidden(f"{template_path}.spec.activeDeadlineSeconds", deadline_forbidden)
+    if policy != "Always" and (policy or not full_template):
+        errs.not_supported("spec.template.spec.restartPolicy", policy or "", ("Always",))
+    if pod_spec.get("activeDeadlineSeconds") is not None:
+        errs.forbidden("spec.template.spec.activeDeadlineSeconds", deadline_forbidden)
 
 
 def _validate_deployment(obj: dict, errs: Errors) -> None:
@@ -906,14 +913,25 @@ def _validate_deployment(obj: dict, errs: Errors) -> None:
                                     deadline_forbidden="activeDeadlineSeconds in ReplicaSet is not Supported")
     strategy = spec.get("strategy") or {}
     stype = strategy.get("type")
+    ru = strategy.get("rollingUpdate")
     if stype == "Recreate":
-        if strategy.get("rollingUpdate") is not None:
+        if ru is not None:
             errs.forbidden("spec.strategy.rollingUpdate",
                            "may not be specified when strategy `type` is 'Recreate'")
     elif stype == "RollingUpdate":
-        _validate_rolling_update(strategy.get("rollingUpdate"), "spec.strategy.rollingUpdate", errs)
+        if not isinstance(ru, dict):
+            errs.required("spec.strategy.rollingUpdate", "this should be defaulted and never be nil")
+        else:
+            p = "spec.strategy.rollingUpdate"
+            unavailable = _int_or_percent(ru.get("maxUnavailable"), f"{p}.maxUnavailable", errs)
+            surge = _int_or_percent(ru.get("maxSurge"), f"{p}.maxSurge", errs)
+            if unavailable == 0 and surge == 0:
+                errs.invalid(f"{p}.maxUnavailable", ru.get("maxUnavailable"), "may not be 0 when `maxSurge` is 0")
+            _over_100_percent(ru.get("maxUnavailable"), f"{p}.maxUnavailable", errs)
     else:
-        errs.not_supported("spec.strategy.type", stype, ("Recreate", "RollingUpdate"))
+        shown = _go_strategy("DeploymentStrategy", "RollingUpdateDeployment", strategy)
+        errs.append(Cause(NOT_SUPPORTED, f'Unsupported value: {shown}: supported values: "Recreate", '
+                          '"RollingUpdate"', "spec.strategy"))
     for f in ("minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds"):
         errs.nonnegative(f"spec.{f}", spec.get(f))
     pds, mrs = spec.get("progressDeadlineSeconds"), spec.get("minReadySeconds") or 0
@@ -934,53 +952,63 @@ def _validate_daemonset(obj: dict, errs: Errors) -> None:
     spec = obj.get("spec") or {}
     _validate_selector_and_template(spec, errs, "daemonset",
                                     deadline_forbidden="activeDeadlineSeconds in DaemonSet is not Supported")
+    errs.nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
     strategy = spec.get("updateStrategy") or {}
     stype = strategy.get("type")
+    ru = strategy.get("rollingUpdate")
     if stype == "RollingUpdate":
-        _validate_rolling_update(strategy.get("rollingUpdate"), "spec.updateStrategy.rollingUpdate", errs)
-    elif stype == "OnDelete":
-        if strategy.get("rollingUpdate") is not None:
-            errs.forbidden("spec.updateStrategy.rollingUpdate",
-                           "may not be specified when strategy `type` is 'OnDelete'")
-    else:
-        errs.not_supported("spec.updateStrategy.type", stype, ("OnDelete", "RollingUpdate"))
-    errs.nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
+        if not isinstance(ru, dict):
+            errs.required("spec.updateStrategy.rollingUpdate")
+        else:
+            p = "spec.updateStrategy.rollingUpdate"
+            unavailable = _int_or_percent(ru.get("maxUnavailable"), f"{p}.maxUnavailable", errs)
+            surge = _int_or_percent(ru.get("maxSurge"), f"{p}.maxSurge", errs)
+            _over_100_percent(ru.get("maxUnavailable"), f"{p}.maxUnavailable", errs)
+            _over_100_percent(ru.get("maxSurge"), f"{p}.maxSurge", errs)
+            if unavailable and surge:
+                errs.invalid(f"{p}.maxSurge", ru.get("maxSurge"), "may not be set when maxUnavailable is non-zero")
+            elif not unavailable and not surge:
+                errs.required(f"{p}.maxUnavailable", "cannot be 0 when maxSurge is 0")
+    elif stype != "OnDelete":
+        shown = _go_strategy("DaemonSetUpdateStrategy", "RollingUpdateDaemonSet", strategy)
+        errs.append(Cause(NOT_SUPPORTED, f'Unsupported value: {shown}: supported values: "RollingUpdate", '
+                          '"OnDelete"', "spec.updateStrategy"))
     errs.nonnegative("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"))
 
 
 def _validate_statefulset(obj: dict, errs: Errors) -> None:
     spec = obj.get("spec") or {}
     pmp = spec.get("podManagementPolicy")
-    if pmp not in ("OrderedReady", "Parallel"):
+    if not pmp:
+        errs.required("spec.podManagementPolicy")
+    elif pmp not in ("OrderedReady", "Parallel"):
         errs.invalid("spec.podManagementPolicy", pmp, "must be 'OrderedReady' or 'Parallel'")
     strategy = spec.get("updateStrategy") or {}
     stype = strategy.get("type")
-    if stype == "RollingUpdate":
-        ru = strategy.get("rollingUpdate")
+    ru = strategy.get("rollingUpdate")
+    if not stype:
+        errs.required("spec.updateStrategy")
+    elif stype == "RollingUpdate":
         if isinstance(ru, dict):
             errs.nonnegative("spec.updateStrategy.rollingUpdate.partition", ru.get("partition"))
     elif stype == "OnDelete":
-        if strategy.get("rollingUpdate") is not None:
-            errs.invalid("spec.updateStrategy.rollingUpdate", strategy["rollingUpdate"],
-                         "only allowed for updateStrategy 'RollingUpdate'")
+        if ru is not None:
+            errs.invalid("spec.updateStrategy.rollingUpdate", ru, "only allowed for updateStrategy 'RollingUpdate'")
     else:
-        errs.invalid("spec.updateStrategy", strategy, "must be 'RollingUpdate' or 'OnDelete'")
+        errs.invalid("spec.updateStrategy", strategy, "must be 'RollingUpdate' or 'OnDelete'",
+                     shown=_go_strategy("StatefulSetUpdateStrategy", "RollingUpdateStatefulSetStrategy", strategy))
     policy = spec.get("persistentVolumeClaimRetentionPolicy") or {}
     for f in ("whenDeleted", "whenScaled"):
         if policy.get(f) not in (None, "Retain", "Delete"):
             errs.not_supported(f"spec.persistentVolumeClaimRetentionPolicy.{f}", policy[f], ("Retain", "Delete"))
     errs.nonnegative("spec.replicas", spec.get("replicas"))
     errs.nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
-    errs.nonnegative("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"))
-    _validate_selector_and_template(spec, errs, "statefulset",
+    errs.nonnegative("spec.ordinals.start", (spec.get("ordinals") or {}).get("start"))
+    service = spec.get("serviceName")
+    if service:
+        errs.each("spec.serviceName", service, dns1123_label_errors(service))
+    _validate_selector_and_template(spec, errs, "statefulset", full_template=False,
                                     deadline_forbidden="activeDeadlineSeconds in StatefulSet is not Supported")
-    for i, pvc in enumerate(spec.get("volumeClaimTemplates") or ()):
-        if isinstance(pvc, dict):
-            name = (pvc.get("metadata") or {}).get("name")
-            if not name:
-                errs.required(f"spec.volumeClaimTemplates[{i}].metadata.name")
-            else:
-                errs.each(f"spec.volumeClaimTemplates[{i}].metadata.name", name, dns1123_subdomain_errors(name))
 
 
 def _validate_job_spec(spec: dict, prefix: str, errs: Errors, *, selector_required: bool) -> None:
