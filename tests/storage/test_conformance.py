@@ -109,6 +109,23 @@ async def test_recreate_after_delete_is_a_new_incarnation(backend: Backend, pref
     v2 = await backend.create(key, b"again")
     assert v2.create_revision == v2.mod_revision > gone.mod_revision > v1.create_revision
     assert await backend.get(key) == v2
+    watch = backend.watch(prefix, after_revision=v1.mod_revision - 1)
+    try:
+        created, deleted, recreated = await take(watch, 3)
+        assert created.is_create and deleted.type == "DELETE" and recreated.is_create
+        assert recreated.kv == v2 and recreated.prev_kv is None
+    finally:
+        await watch.aclose()
+
+
+async def test_keys_sort_by_code_point(backend: Backend, prefix: str):
+    names = ["b", "a", "\u00e9", "Z", "a-b", "a/b", "\u4e2d", "~"]
+    for name in names:
+        await backend.create(prefix + name, name.encode())
+    listed = [kv.key for kv in (await backend.list(prefix)).items]
+    assert listed == sorted(prefix + n for n in names)
+    page = await backend.list(prefix, start_key=prefix + "\u00e9", limit=1)
+    assert [kv.key for kv in page.items] == [prefix + "\u00e9"] and page.more
 
 
 async def test_revisions_are_global_and_strictly_increasing(backend: Backend, prefix: str):
