@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from api.errors import BadRequest, Invalid, RequestEntityTooLarge
 from api.schema import ANY, PatchMeta
 
@@ -48,6 +50,14 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_copy(v) for v in value]
     return value
+
+
+def _copy_doc(doc: Any) -> Any:
+    """A deep copy of a whole document; a JSON round trip in C is several times faster."""
+    try:
+        return orjson.loads(orjson.dumps(doc))
+    except (TypeError, orjson.JSONEncodeError):      # not plain JSON (tuples, big ints): copy by hand
+        return _copy(doc)
 
 
 def json_equal(a: Any, b: Any) -> bool:
@@ -86,7 +96,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
     for op in ops:
         if not isinstance(op, dict):
             raise BadRequest(f"json patch operation must be an object, got {_brief(op)}")
-    result = _copy(doc)
+    result = _copy_doc(doc)
     for op in ops:
         result = _apply_op(result, op)
     return result
@@ -209,7 +219,7 @@ def merge_patch(doc: Any, patch: Any) -> Any:
     """Apply an RFC 7386 JSON merge patch: maps merge recursively, ``null`` deletes, lists replace."""
     if not isinstance(patch, dict):
         raise BadRequest(f"merge patch must be a JSON object, got {type(patch).__name__}")
-    return _merge(_copy(doc) if isinstance(doc, dict) else {}, patch)
+    return _merge(_copy_doc(doc) if isinstance(doc, dict) else {}, patch)
 
 
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -237,7 +247,7 @@ def strategic_merge_patch(doc: Any, patch: Any, meta: PatchMeta | None = None) -
     """
     if not isinstance(patch, dict):
         raise BadRequest(f"strategic merge patch must be a JSON object, got {type(patch).__name__}")
-    return _smp_map(_copy(doc) if isinstance(doc, dict) else {}, patch, meta or ANY)
+    return _smp_map(_copy_doc(doc) if isinstance(doc, dict) else {}, patch, meta or ANY)
 
 
 def _smp_map(original: dict[str, Any], patch: dict[str, Any], meta: PatchMeta) -> dict[str, Any]:
