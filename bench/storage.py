@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -102,12 +103,7 @@ async def run_etcd(seconds: float, list_keys: int) -> None:
             await backend.close()
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement")
-    parser.add_argument("--list-keys", type=int, default=100_000, help="keys for the read test (0: skip)")
-    parser.add_argument("--only", choices=["sqlite", "etcd"])
-    args = parser.parse_args()
+async def run(args: argparse.Namespace) -> None:
     print(f"value size {len(VALUE)} bytes, {args.seconds:g}s per figure", flush=True)
     if args.only in (None, "sqlite"):
         await run_sqlite(args.seconds, args.list_keys)
@@ -115,5 +111,14 @@ async def main() -> None:
         await run_etcd(args.seconds, args.list_keys)
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.storage", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement")
+    parser.add_argument("--list-keys", type=int, default=100_000, help="keys for the read test (0: skip)")
+    parser.add_argument("--only", choices=["sqlite", "etcd"])
+    asyncio.run(run(parser.parse_args(argv)))
+    return 0
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(main(sys.argv[1:]))
