@@ -23,12 +23,50 @@ new subtree is cleaned of nulls and directives, where Kubernetes may store or dr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from api.errors import BadRequest, Invalid, RequestEntityTooLarge
-from api.schema import ANY, PatchMeta
+
+
+class PatchMeta(Protocol):
+    """What strategic merge reads at one place of an object (``api.schema.PatchMeta`` provides it)."""
+
+    strategies: frozenset[str]          # "merge", "retainKeys", "replace"
+    merge_key: str | None
+    list_map_keys: tuple[str, ...]
+    retain_keys: bool
+
+    @property
+    def merges(self) -> bool: ...
+
+    @property
+    def replaces(self) -> bool: ...
+
+    def child(self, name: str) -> PatchMeta: ...
+
+    def items(self) -> PatchMeta: ...
+
+
+class _NoMeta:
+    """No knowledge of the kind: maps merge, lists are replaced (merge patch semantics)."""
+
+    strategies: frozenset[str] = frozenset()
+    merge_key = None
+    list_map_keys: tuple[str, ...] = ()
+    retain_keys = False
+    merges = False
+    replaces = False
+
+    def child(self, name: str) -> _NoMeta:
+        return self
+
+    def items(self) -> _NoMeta:
+        return self
+
+
+ANY: PatchMeta = _NoMeta()
 
 MAX_JSON_PATCH_OPERATIONS = 10000
 

@@ -460,6 +460,15 @@ def unknown_fields(obj: dict[str, Any], gvk: GVK | None = None) -> list[str]:
     return out
 
 
+def strict_decoding_error(paths: Iterable[str]) -> str:
+    """Kubernetes' wording for unknown fields: ``strict decoding error: unknown field "spec.foo", ...``.
+
+    A 400 under ``fieldValidation=Strict``; under ``Warn`` each ``unknown field "<path>"`` is one
+    Warning header.
+    """
+    return "strict decoding error: " + ", ".join(f'unknown field "{p}"' for p in paths)
+
+
 def _walk(spec: Any, value: Any, path: str, out: list[str]) -> None:
     tag, inner = spec
     if tag == "ref":

@@ -198,6 +198,12 @@ def test_unknown_fields(obj, paths):
     assert sorted(schema.unknown_fields(obj)) == sorted(paths)
 
 
+def test_strict_decoding_error_wording():
+    pod = edited(make_pod(), lambda p: (p["spec"].update(foo=1), p["spec"]["containers"][0].update(bar=2)))
+    assert schema.strict_decoding_error(schema.unknown_fields(pod)) == (
+        'strict decoding error: unknown field "spec.containers[0].bar", unknown field "spec.foo"')
+
+
 # --------------------------------------------------------------------------- definitions
 
 def test_definition_names_and_raw_definitions():
