@@ -54,6 +54,7 @@ class _NoMeta:
 
     strategies: frozenset[str] = frozenset()
     merge_key = None
+    list_type = None
     list_map_keys: tuple[str, ...] = ()
     retain_keys = False
     merges = False
