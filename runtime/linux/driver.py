@@ -50,6 +50,7 @@ from .runc import Runc, RuncError
 from .sandbox import Namespaces, create_namespaces, namespace_paths, release_namespaces, write_pod_files
 
 SHIM = str(Path(__file__).with_name("shim.py"))
+SPARE_SHIMS = 2       # shims kept started ahead of need
 KILL_WAIT = 10.0       # seconds to wait for an exit after SIGKILL before asking runc directly
 
 
@@ -114,6 +115,9 @@ class RuncDriver:
         self.cni: CNI | None = None
         self._containers: dict[str, _Container] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._spares: list[asyncio.subprocess.Process] = []
+        self._refilling: asyncio.Future | None = None
+        self._closed = False
 
     # ---- lifecycle of the driver
 
@@ -130,8 +134,19 @@ class RuncDriver:
         await asyncio.to_thread(prepare)
         for c in containers:
             await self._recover(c)
+        self._refill()
 
     async def close(self) -> None:
+        self._closed = True
+        if self._refilling is not None:
+            self._refilling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refilling
+        for p in self._spares:          # idle spares are our children: end them by pid
+            if p.returncode is None:
+                p.stdin.close()         # type: ignore[union-attr]
+                await p.wait()
+        self._spares.clear()
         loop = asyncio.get_running_loop()
         for c in self._containers.values():
             if c.pidfd >= 0:
@@ -257,9 +272,10 @@ class RuncDriver:
             if meta is None:
                 raise NotFoundError(f"container {spec.id} not found")
             c = self._record(spec, meta)
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-S", SHIM, str(state), stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            started_at = time.time_ns()     # before the shim runs it: a short process may exit at once
+            proc = await self._take_shim()
+            proc.stdin.write(str(state).encode() + b"\n")   # type: ignore[union-attr]
+            proc.stdin.close()                                # type: ignore[union-attr]
             line = await proc.stdout.readline()   # type: ignore[union-attr]
             err = await proc.stderr.read()          # type: ignore[union-attr]
             await proc.wait()
@@ -268,17 +284,40 @@ class RuncDriver:
             except orjson.JSONDecodeError:
                 reply = {"ok": False, "error": f"shim failed: {err.decode(errors='replace').strip()}"}
             if not reply.get("ok"):
-                await self._start_failed(c, reply.get("error", "runc create failed"))
-            started_at = time.time_ns()     # before the release: a short process may exit at once
-            try:
-                await self.runc.start(spec.id)
-            except RuncError as e:
-                await self.runc.delete(spec.id)
-                await self._start_failed(c, str(e))
+                with contextlib.suppress(RuncError):
+                    await self.runc.delete(spec.id)
+                await self._start_failed(c, reply.get("error", "runc run failed"))
             c.shim_pid = reply["shim_pid"]
             await asyncio.to_thread(_write_json, state / "started.json",
                                     {"started_at": started_at, "pid": reply["pid"], "shim_pid": c.shim_pid})
             self._watch(c)
+
+    async def _spawn_shim(self) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-S", SHIM, "--spare", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+    async def _take_shim(self) -> asyncio.subprocess.Process:
+        """A shim that has already started and imported what it needs (Python start-up is the
+        largest part of a container start otherwise); the pool is refilled in the background."""
+        proc = None
+        while self._spares:
+            p = self._spares.pop()
+            if p.returncode is None:
+                proc = p
+                break
+        if proc is None:
+            proc = await self._spawn_shim()
+        self._refill()
+        return proc
+
+    def _refill(self) -> None:
+        if self._refilling is None or self._refilling.done():
+            self._refilling = asyncio.ensure_future(self._refill_spares())
+
+    async def _refill_spares(self) -> None:
+        while not self._closed and len(self._spares) < SPARE_SHIMS:
+            self._spares.append(await self._spawn_shim())
 
     async def _start_failed(self, c: _Container, message: str) -> None:
         code = _start_error_code(message)

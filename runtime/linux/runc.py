@@ -1,6 +1,6 @@
 """Async wrappers around the ``runc`` command line (one state root per driver).
 
-``runc create`` itself is run by the per-container shim (``shim.py``), which owns the
+``runc run --detach`` itself is run by the per-container shim (``shim.py``), which owns the
 container's stdio; everything else the driver asks runc goes through here.
 """
 

@@ -1,6 +1,8 @@
-"""Per-container shim: ``python shim.py STATE_DIR`` (stdlib only, so it starts fast).
+"""Per-container shim: ``python shim.py STATE_DIR`` (stdlib only, so it starts fast), or
+``python shim.py --spare`` started ahead of need and reading STATE_DIR from stdin.
 
-It daemonizes, runs ``runc create`` with pipes (or a console) as the container's stdio, and
+It daemonizes, runs ``runc run --detach`` (create and start in one runc call) with pipes (or a
+console) as the container's stdio, and
 then outlives the daemon: it writes the container's output to the CRI log at ``log_path``
 (``<RFC3339Nano> <stdout|stderr> <P|F> <line>``, P for pieces of lines over 16 KiB), reaps
 the container's init (it is a child subreaper), and records exit code, finish time and OOM
@@ -118,7 +120,7 @@ def runc_error(log_path: str, stderr: bytes) -> str:
                     msg = entry.get("msg", msg)
     except OSError:
         pass
-    return msg or stderr.decode(errors="replace").strip() or "runc create failed"
+    return msg or stderr.decode(errors="replace").strip() or "runc run failed"
 
 
 def receive_console(listener: socket.socket, out: list) -> None:
@@ -151,7 +153,7 @@ def main(state_dir: str) -> int:
     cid = cfg["id"]
     runc_log = os.path.join(state_dir, "runc.log")
     argv = [cfg["runc"], "--root", cfg["runc_root"], "--log", runc_log, "--log-format", "json",
-            "create", "--bundle", cfg["bundle"], "--pid-file", os.path.join(state_dir, "init.pid")]
+            "run", "--detach", "--bundle", cfg["bundle"], "--pid-file", os.path.join(state_dir, "init.pid")]
     devnull = os.open(os.devnull, os.O_RDWR)
     readers: dict[int, str] = {}
     stdin_w = -1
@@ -356,4 +358,8 @@ def _alive(pid: int) -> bool:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--spare":
+        # Started ahead of need, with everything imported: the state dir arrives on stdin.
+        line = sys.stdin.readline().strip()
+        sys.exit(main(line) if line else 0)
     sys.exit(main(sys.argv[1]))

@@ -256,7 +256,7 @@ def build(spec: ContainerSpec, *, rootfs: str, namespaces: Namespaces, pod_dir: 
     ns = [{"type": "pid"}, {"type": "mount"}]
     if namespaces.net:
         ns.append({"type": "network", "path": namespaces.net})
-    ns.append({"type": "ipc", "path": namespaces.ipc})
+    ns.append({"type": "ipc", "path": namespaces.ipc} if namespaces.ipc else {"type": "ipc"})
     if namespaces.uts:
         ns.append({"type": "uts", "path": namespaces.uts})
 
