@@ -7,6 +7,7 @@ SQLite data dir (stopped by PID at the end); ``--fake`` uses the in-memory fake 
 client tests instead. Figures:
 
 * create: pods/s written by the seeding clients (the API server's write rate, for context);
+* list: seconds for the same paged LIST without an informer (the server's and decoding's share);
 * sync: seconds from ``start()`` to ``wait_for_cache_sync()`` (paged LIST of all pods);
 * rss: resident memory grown by the process across the sync (cache plus whatever the LIST cost);
 * events end-to-end: writes/s while a writer patches pods as fast as the server accepts and the
@@ -71,6 +72,12 @@ async def run(url: str, pods: int, events: int, namespace: str) -> None:
             pass
         seconds = await seed(client, namespace, pods)
         print(f"create: {pods} pods in {seconds:.1f} s ({pods / seconds:.0f} pods/s)")
+
+        t0 = time.perf_counter()
+        listed = await client.list_all("pods", namespace, page_size=500)
+        raw = time.perf_counter() - t0
+        print(f"list: {len(listed['items'])} pods in {raw:.2f} s with list_all alone (server + decode)")
+        del listed
 
         gc.collect()
         rss0 = rss_bytes()

@@ -158,13 +158,27 @@ class Store:
         """Insert or replace; returns the object it replaced."""
         key = object_key(obj)
         old = self._items.get(key)
-        if old is not None:
-            self._unindex(key, old)
         self._items[key] = obj
         for name, fn in self._indexers.items():
             index = self._indices[name]
-            for value in fn(obj) or ():
-                index.setdefault(value, set()).add(key)
+            values = fn(obj) or ()
+            if old is not None:
+                old_values = fn(old) or ()
+                if old_values == values:
+                    continue  # the common case: an update that does not move the object
+                for value in old_values:
+                    if value not in values:
+                        keys = index.get(value)
+                        if keys is not None:
+                            keys.discard(key)
+                            if not keys:
+                                del index[value]
+            for value in values:
+                keys = index.get(value)
+                if keys is None:
+                    index[value] = {key}
+                else:
+                    keys.add(key)
         return old
 
     def delete(self, key: str) -> dict[str, Any] | None:
