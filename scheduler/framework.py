@@ -193,6 +193,7 @@ class QueueSortPlugin(Plugin, Protocol):
 SNAPSHOT_KEY = "framework/snapshot"            # the Snapshot of this cycle
 PRE_FILTER_KEY = "framework/pre-filter"        # (allowed node names or None, Status)
 SKIP_FILTER_KEY = "framework/skip-filter"      # plugins whose PreFilter returned SKIP
+NARROWED_BY_KEY = "framework/narrowed-by"      # plugins whose PreFilter narrowed the node set
 PRE_SCORE_KEY = "framework/pre-score"          # Status of the PreScore run
 SKIP_SCORE_KEY = "framework/skip-score"        # plugins whose PreScore returned SKIP
 SCORES_KEY = "framework/scores"                # plugin -> node -> normalized, unweighted score
@@ -322,6 +323,7 @@ class Framework:
                 break
             if names is not None:
                 narrowed_by.append(p.name)
+                state[NARROWED_BY_KEY] = narrowed_by
                 allowed = set(names) if allowed is None else allowed & set(names)
                 if not allowed:
                     st = Status.unschedulable(
@@ -425,7 +427,7 @@ class Framework:
         if allowed is not None:
             candidates = [ni for ni in nodes if ni.name in allowed]
             if len(candidates) < len(nodes):
-                narrowed = [p.name for p in self.pre_filter_plugins if p.name not in skipped]
+                narrowed = state.get(NARROWED_BY_KEY) or []
                 st = Status.unschedulable(f"node(s) didn't satisfy plugin(s) [{', '.join(narrowed)}]",
                                           unresolvable=True)
                 for ni in nodes:

@@ -1,10 +1,268 @@
-"""InterPodAffinity (not written yet: implements no extension point)."""
+"""InterPodAffinity: place a pod relative to the pods already running, by topology domain.
+
+Filter, for the required terms (``requiredDuringSchedulingIgnoredDuringExecution``):
+- pod affinity: each term needs a matching pod in the node's domain (``topologyKey`` value);
+  a pod whose terms match no pod anywhere may still go where it matches itself (the first pod
+  of a group);
+- pod anti-affinity: no matching pod in the node's domain for any term;
+- existing pods' anti-affinity: no pod already in the node's domain has an anti-affinity term
+  that the incoming pod matches.
+Score: preferred terms of the incoming pod (+weight for affinity, -weight for anti-affinity)
+and of the existing pods towards it, plus ``hardPodAffinityWeight`` for existing pods' required
+affinity terms the incoming pod matches; summed per domain and rescaled to [0, 100].
+"""
 
 from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from scheduler.framework import MAX_NODE_SCORE, CycleState, NodeInfo, Snapshot, Status
+from scheduler.plugins.podmatch import PodTerm, labels_of, namespace_labels_from, namespace_of
+
+ERR_AFFINITY = "node(s) didn't match pod affinity rules"
+ERR_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
+ERR_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"
+_STATE = "InterPodAffinity/pre-filter"
+_SCORE_STATE = "InterPodAffinity/pre-score"
+REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
+PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
+
+
+def _affinity(pod: dict) -> dict:
+    return (pod.get("spec") or {}).get("affinity") or {}
+
+
+def required_terms(pod: dict, kind: str, ns_labels: Any = None) -> list[PodTerm]:
+    """``kind`` is podAffinity or podAntiAffinity."""
+    return [PodTerm(t, pod, namespace_labels=ns_labels)
+            for t in (_affinity(pod).get(kind) or {}).get(REQUIRED) or ()]
+
+
+def preferred_terms(pod: dict, kind: str, ns_labels: Any = None) -> list[PodTerm]:
+    return [PodTerm(t.get("podAffinityTerm") or {}, pod, int(t.get("weight", 0)), ns_labels)
+            for t in (_affinity(pod).get(kind) or {}).get(PREFERRED) or ()]
+
+
+class _PreFilterState:
+    __slots__ = ("affinity", "anti", "affinity_counts", "anti_counts", "existing_anti_counts",
+                 "pod_labels", "pod_ns")
+
+    def __init__(self) -> None:
+        self.affinity: list[PodTerm] = []
+        self.anti: list[PodTerm] = []
+        self.affinity_counts: Counter[tuple[str, str]] = Counter()
+        self.anti_counts: Counter[tuple[str, str]] = Counter()
+        self.existing_anti_counts: Counter[tuple[str, str]] = Counter()
+        self.pod_labels: dict = {}
+        self.pod_ns = ""
+
+    def clone(self) -> _PreFilterState:
+        c = _PreFilterState()
+        c.affinity, c.anti = self.affinity, self.anti
+        c.affinity_counts = Counter(self.affinity_counts)
+        c.anti_counts = Counter(self.anti_counts)
+        c.existing_anti_counts = Counter(self.existing_anti_counts)
+        c.pod_labels, c.pod_ns = self.pod_labels, self.pod_ns
+        return c
 
 
 class InterPodAffinity:
     name = "InterPodAffinity"
 
-    def __init__(self, args: dict | None = None, handle: object = None):
-        pass
+    def __init__(self, args: dict | None = None, handle: Any = None):
+        args = args or {}
+        self.validate_args(args)
+        self.hard_weight = int(args.get("hardPodAffinityWeight", 1))
+        self.handle = handle
+        self._cache: dict[tuple, list[PodTerm]] = {}
+
+    @staticmethod
+    def validate_args(args: Mapping) -> None:
+        w = args.get("hardPodAffinityWeight", 1)
+        if not isinstance(w, int) or isinstance(w, bool) or not 0 <= w <= 100:
+            from scheduler.profile import ConfigError
+            raise ConfigError("hardPodAffinityWeight: must be an integer between 0 and 100")
+
+    def _ns_labels(self) -> Any:
+        return namespace_labels_from(self.handle)
+
+    def _terms(self, pod: dict, kind: str, required: bool) -> list[PodTerm]:
+        """An existing pod's compiled terms, cached by uid and resourceVersion (an existing
+        pod's terms are compiled once, not once per cycle)."""
+        meta = pod.get("metadata") or {}
+        uid = meta.get("uid")
+        if not uid:
+            f = required_terms if required else preferred_terms
+            return f(pod, kind, self._ns_labels())
+        key = (uid, meta.get("resourceVersion"), kind, required)
+        terms = self._cache.get(key)
+        if terms is None:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            f = required_terms if required else preferred_terms
+            terms = self._cache[key] = f(pod, kind, self._ns_labels())
+        return terms
+
+    # -- filter ------------------------------------------------------------------------------
+
+    def _update(self, s: _PreFilterState, pod: dict, other: dict, node: NodeInfo, delta: int) -> None:
+        """Count (delta=1) or uncount ``other`` on ``node`` in the cycle state of ``pod``."""
+        labels = node.labels  # type: ignore[attr-defined]
+        if _affinity(other).get("podAntiAffinity"):
+            for t in self._terms(other, "podAntiAffinity", True):
+                if t.topology_key in labels and t.matches(pod):
+                    s.existing_anti_counts[(t.topology_key, labels[t.topology_key])] += delta
+        for terms, counts in ((s.affinity, s.affinity_counts), (s.anti, s.anti_counts)):
+            for t in terms:
+                if t.topology_key in labels and t.matches(other):
+                    counts[(t.topology_key, labels[t.topology_key])] += delta
+
+    def pre_filter(self, state: CycleState, pod: dict, snapshot: Snapshot) -> tuple[set[str] | None, Status]:
+        ns_labels = self._ns_labels()
+        s = _PreFilterState()
+        s.affinity = required_terms(pod, "podAffinity", ns_labels)
+        s.anti = required_terms(pod, "podAntiAffinity", ns_labels)
+        s.pod_labels, s.pod_ns = labels_of(pod), namespace_of(pod)
+        with_anti = getattr(snapshot, "have_pods_with_required_anti_affinity", None)
+        if with_anti is None:
+            with_anti = [n for n in snapshot.nodes if getattr(n, "pods_with_required_anti_affinity", None)]
+        if not s.affinity and not s.anti and not with_anti:
+            return None, Status.skip()
+        for node in with_anti:
+            labels = node.labels  # type: ignore[attr-defined]
+            for other in node.pods_with_required_anti_affinity:  # type: ignore[attr-defined]
+                for t in self._terms(other, "podAntiAffinity", True):
+                    if t.topology_key in labels and t.matches(pod):
+                        s.existing_anti_counts[(t.topology_key, labels[t.topology_key])] += 1
+        if s.affinity or s.anti:
+            for node in snapshot.nodes:
+                labels = node.labels  # type: ignore[attr-defined]
+                for terms, counts in ((s.affinity, s.affinity_counts), (s.anti, s.anti_counts)):
+                    keyed = [t for t in terms if t.topology_key in labels]
+                    if not keyed:
+                        continue
+                    for other in node.pods:
+                        for t in keyed:
+                            if t.matches(other):
+                                counts[(t.topology_key, labels[t.topology_key])] += 1
+        state[_STATE] = s
+        return None, Status()
+
+    def pre_filter_add_pod(self, state: CycleState, pod: dict, pod_to_add: dict, node: NodeInfo) -> Status:
+        s = state.get(_STATE)
+        if s is not None:
+            self._update(s, pod, pod_to_add, node, 1)
+        return Status()
+
+    def pre_filter_remove_pod(self, state: CycleState, pod: dict, pod_to_remove: dict,
+                              node: NodeInfo) -> Status:
+        s = state.get(_STATE)
+        if s is not None:
+            self._update(s, pod, pod_to_remove, node, -1)
+        return Status()
+
+    def filter(self, state: CycleState, pod: dict, node: NodeInfo) -> Status:
+        s: _PreFilterState | None = state.get(_STATE)
+        if s is None:
+            return Status()
+        labels = node.labels  # type: ignore[attr-defined]
+        if s.affinity and not self._affinity_ok(s, pod, labels):
+            return Status.unschedulable(ERR_AFFINITY, plugin=self.name, unresolvable=True)
+        for t in s.anti:
+            v = labels.get(t.topology_key)
+            if v is not None and s.anti_counts.get((t.topology_key, v), 0) > 0:
+                return Status.unschedulable(ERR_ANTI_AFFINITY, plugin=self.name)
+        if s.existing_anti_counts:
+            for k, v in labels.items():
+                if s.existing_anti_counts.get((k, v), 0) > 0:
+                    return Status.unschedulable(ERR_EXISTING_ANTI_AFFINITY, plugin=self.name)
+        return Status()
+
+    @staticmethod
+    def _affinity_ok(s: _PreFilterState, pod: dict, labels: dict) -> bool:
+        all_found = True
+        for t in s.affinity:
+            v = labels.get(t.topology_key)
+            if v is None:
+                return False      # the node is outside every domain of this term
+            if s.affinity_counts.get((t.topology_key, v), 0) <= 0:
+                all_found = False
+        if all_found:
+            return True
+        # No pod anywhere matches the terms: the pod may start the group if it matches them.
+        if any(c > 0 for c in s.affinity_counts.values()):
+            return False
+        return all(t.matches(pod) for t in s.affinity)
+
+    # -- score -------------------------------------------------------------------------------
+
+    def pre_score(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> Status:
+        from scheduler.framework import SNAPSHOT_KEY
+        snapshot = state.get(SNAPSHOT_KEY)
+        ns_labels = self._ns_labels()
+        pref_aff = preferred_terms(pod, "podAffinity", ns_labels)
+        pref_anti = preferred_terms(pod, "podAntiAffinity", ns_labels)
+        all_nodes = snapshot.nodes if snapshot is not None else nodes
+        if pref_aff or pref_anti:
+            scan = [(n, n.pods) for n in all_nodes]
+        else:
+            scan = [(n, n.pods_with_affinity) for n in all_nodes  # type: ignore[attr-defined]
+                    if n.pods_with_affinity]  # type: ignore[attr-defined]
+            if not scan:
+                return Status.skip()
+        scores: dict[str, Counter[str]] = {}
+
+        def add(key: str, labels: dict, w: int) -> None:
+            v = labels.get(key)
+            if v is not None and w:
+                scores.setdefault(key, Counter())[v] += w
+
+        for node, pods in scan:
+            labels = node.labels  # type: ignore[attr-defined]
+            for other in pods:
+                for t in pref_aff:
+                    if t.matches(other):
+                        add(t.topology_key, labels, t.weight)
+                for t in pref_anti:
+                    if t.matches(other):
+                        add(t.topology_key, labels, -t.weight)
+                aff = _affinity(other)
+                if not aff.get("podAffinity") and not aff.get("podAntiAffinity"):
+                    continue
+                if self.hard_weight:
+                    for t in self._terms(other, "podAffinity", True):
+                        if t.matches(pod):
+                            add(t.topology_key, labels, self.hard_weight)
+                for t in self._terms(other, "podAffinity", False):
+                    if t.matches(pod):
+                        add(t.topology_key, labels, t.weight)
+                for t in self._terms(other, "podAntiAffinity", False):
+                    if t.matches(pod):
+                        add(t.topology_key, labels, -t.weight)
+        if not scores:
+            return Status.skip()
+        state[_SCORE_STATE] = scores
+        return Status()
+
+    def score(self, state: CycleState, pod: dict, node: NodeInfo) -> tuple[int, Status]:
+        scores = state.get(_SCORE_STATE)
+        if not scores:
+            return 0, Status()
+        labels = node.labels  # type: ignore[attr-defined]
+        total = 0
+        for key, by_value in scores.items():
+            v = labels.get(key)
+            if v is not None:
+                total += by_value.get(v, 0)
+        return total, Status()
+
+    def normalize_scores(self, state: CycleState, pod: dict, scores: dict[str, int]) -> Status:
+        if not scores:
+            return Status()
+        lo, hi = min(scores.values()), max(scores.values())
+        diff = hi - lo
+        for k, v in scores.items():
+            scores[k] = (v - lo) * MAX_NODE_SCORE // diff if diff > 0 else 0
+        return Status()
