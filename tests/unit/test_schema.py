@@ -306,6 +306,23 @@ def test_cache_key_is_the_same_in_every_process():
     assert keys == {schema._cache_key("io.k8s.api.core.v1.Pod")}
 
 
+def test_every_served_kind_compiles_and_checks():
+    from api.registry import RESOURCES
+
+    for r in RESOURCES:
+        assert schema.has_schema(r.group, r.version, r.kind), r.kind
+        schema.warm([(r.group, r.version, r.kind)])
+        bare = {"apiVersion": r.api_version, "kind": r.kind, "metadata": {"name": "x"}}
+        # A bare object may lack a top-level required field (Event's involvedObject), nothing else.
+        missing = schema.validate(bare)
+        for cause in missing:
+            assert cause.type == "FieldValueRequired" and "." not in cause.field, (r.kind, cause)
+        wrong = dict(bare, metadata={"name": 5})
+        want = missing or [Cause("FieldValueTypeInvalid", "Invalid value: 5: must be of type string, got integer",
+                                 "metadata.name")]
+        assert schema.validate(wrong) == want, r.kind
+
+
 def test_warm_then_validate():
     schema.warm([("", "v1", "Namespace"), ("example.com", "v1", "Widget")])
     assert "io.k8s.api.core.v1.Namespace" in schema._validators
