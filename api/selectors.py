@@ -554,6 +554,14 @@ def supported_fields(kind: str) -> set[str]:
     return set(_COMMON_FIELDS) | set(FIELDS_BY_KIND.get(kind, {}))
 
 
+def unsupported_field(kind: str, field: str) -> BadRequest:
+    """Kubernetes' refusal of a field selector: kinds with their own selectable fields say
+    ``field label not supported``; the others list the two metadata fields every kind has."""
+    if kind in FIELDS_BY_KIND:
+        return BadRequest(f"field label not supported: {field}")
+    return BadRequest(f'"{field}" is not a known field selector: only "metadata.name", "metadata.namespace"')
+
+
 def field_getter(kind: str, field: str) -> Callable[[dict], str] | None:
     """The function giving ``field``'s selectable string value on objects of ``kind``, or None."""
     return _COMMON_FIELDS.get(field) or FIELDS_BY_KIND.get(kind, {}).get(field)
@@ -577,7 +585,7 @@ class FieldSelector:
         """Raise ``BadRequest`` if a field is not selectable on ``kind``."""
         for r in self.requirements:
             if _getter(kind, r.field) is None:
-                raise BadRequest(f"field label not supported: {r.field}")
+                raise unsupported_field(kind, r.field)
 
     def matches(self, obj: dict, kind: str | None = None) -> bool:
         """Whether ``obj`` satisfies every requirement. ``kind`` defaults to ``obj['kind']``.
@@ -588,7 +596,7 @@ class FieldSelector:
         for r in self.requirements:
             get = _getter(kind, r.field)
             if get is None:
-                raise BadRequest(f"field label not supported: {r.field}")
+                raise unsupported_field(kind, r.field)
             equal = get(obj) == r.value
             if equal != (r.operator != "!="):
                 return False
