@@ -599,6 +599,75 @@ class Framework:
         for p in self.post_bind_plugins:
             p.post_bind(state, pod, node_name)
 
+    # -- explanations ------------------------------------------------------------------------
+
+    def explain(self, pod: dict, snapshot: Snapshot) -> dict:
+        """Why the pod fits where it fits and not elsewhere, for ``navctl why-pending``.
+
+        Every filter runs on every node (not only up to the first failure), so a node reports
+        all its reasons. Nodes come sorted: those that fit, then those closest to fitting (fewest
+        failing plugins, smallest resource shortfall). Each reports its free resources
+        (``headroom``). ``suggestions`` name changes that would let the pod fit somewhere.
+        """
+        from scheduler import resources as res
+
+        meta = pod.get("metadata") or {}
+        state = CycleState()
+        allowed, pre = self.run_pre_filter(state, pod, snapshot)
+        requests = res.pod_requests(pod)
+        shown = sorted({res.CPU, res.MEMORY, *requests} - {res.PODS},
+                       key=lambda r: ({res.CPU: 0, res.MEMORY: 1}.get(r, 2), r))
+        narrowed = state.get(NARROWED_BY_KEY) or []
+        statuses = NodeStatuses()
+        rows = []
+        for ni in snapshot.nodes:
+            if not pre.ok:
+                failures = [pre]
+            elif allowed is not None and ni.name not in allowed:
+                failures = [Status.unschedulable(f"node(s) didn't satisfy plugin(s) [{', '.join(narrowed)}]",
+                                                 plugin=narrowed[0] if narrowed else "", unresolvable=True)]
+            else:
+                failures = self.run_filter_each(state, pod, ni)
+            headroom = {r: ni.allocatable.get(r, 0) - ni.requested.get(r, 0) for r in shown}
+            free_pods = ni.allocatable.get(res.PODS, 0) - len(ni.pods)
+            shortfall = 0.0
+            for r, want in requests.items():
+                if r in headroom and want > headroom[r]:
+                    shortfall += (want - headroom[r]) / max(want, 1)
+            row = {
+                "node": ni.name,
+                "fits": not failures,
+                "plugin": failures[0].plugin if failures else None,
+                "reasons": [r for f in failures for r in f.reasons],
+                "failures": [{"plugin": f.plugin, "reasons": list(f.reasons)} for f in failures],
+                "headroom": {r: res.format_amount(r, v) for r, v in headroom.items()} | {"pods": str(free_pods)},
+                "_sort": (0 if not failures else 1, len(failures), shortfall, ni.name),
+                "_headroom": headroom,
+            }
+            rows.append(row)
+            if failures:
+                statuses[ni.name] = failures[0]
+        if not pre.ok:
+            statuses.pre_filter = pre
+        rows.sort(key=lambda r: r["_sort"])
+        fitting = [r["node"] for r in rows if r["fits"]]
+        if fitting:
+            summary = (f"{len(fitting)}/{len(snapshot.nodes)} nodes can run the pod now: "
+                       + ", ".join(fitting[:10]) + (" ..." if len(fitting) > 10 else ""))
+        else:
+            summary = failure_message(pod, statuses, len(snapshot.nodes))
+        suggestions = _suggestions(pod, requests, rows, snapshot, fitting)
+        for r in rows:
+            del r["_sort"], r["_headroom"]
+        return {
+            "pod": f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}",
+            "schedulerName": self.scheduler_name,
+            "requests": {r: res.format_amount(r, v) for r, v in requests.items()},
+            "nodes": rows,
+            "summary": summary,
+            "suggestions": suggestions,
+        }
+
     # -- messages ----------------------------------------------------------------------------
 
     @staticmethod
@@ -627,3 +696,92 @@ def failure_message(pod: dict, statuses: dict[str, Status], num_nodes: int, pree
         if not preemption_msg.endswith("."):
             msg += "."
     return msg
+
+
+def _suggestions(pod: dict, requests: dict[str, int], rows: list[dict], snapshot: Snapshot,
+                 fitting: list[str]) -> list[str]:
+    """Changes that would let the pod fit, from the nodes that fail on one plugin only."""
+    from scheduler import resources as res
+
+    out: list[str] = []
+    if fitting:
+        out.append(f"the pod fits on {len(fitting)} node(s) now; if it is still pending it is waiting "
+                   "for its next attempt (backoff) or for the scheduler to run")
+        return out
+    if not rows:
+        return ["there are no nodes: add nodes to the cluster"]
+    only: dict[str, list[dict]] = {}
+    for r in rows:
+        plugins = {f["plugin"] for f in r["failures"]}
+        if len(plugins) == 1:
+            only.setdefault(next(iter(plugins)), []).append(r)
+
+    # Resources: the largest request that fits somewhere, per resource short on those nodes.
+    fit_rows = only.get("NodeResourcesFit", [])
+    short: dict[str, tuple[int, str]] = {}
+    full_nodes = []
+    for r in fit_rows:
+        reasons = set(r["reasons"])
+        if "Too many pods" in reasons:
+            full_nodes.append(r["node"])
+            continue
+        missing = [name for name in requests if f"Insufficient {name}" in reasons]
+        if len(missing) == 1:
+            name = missing[0]
+            free = r["_headroom"].get(name, 0)
+            if free > 0 and (name not in short or free > short[name][0]):
+                short[name] = (free, r["node"])
+        elif missing:
+            parts = ", ".join(f"{m} to at most {res.format_amount(m, max(r['_headroom'].get(m, 0), 0))}"
+                              for m in missing)
+            out.append(f"lower {parts}: it would then fit on node {r['node']}")
+    for name, (free, node) in sorted(short.items()):
+        out.append(f"lower the {name} request from {res.format_amount(name, requests[name])} to at most "
+                   f"{res.format_amount(name, free)}: it would then fit on node {node}")
+    for name, want in sorted(requests.items()):
+        if name == res.PODS or want <= 0:
+            continue
+        biggest = max((ni.allocatable.get(name, 0) for ni in snapshot.nodes), default=0)
+        if want > biggest:
+            out.append(f"no node has {res.format_amount(name, want)} {name} allocatable in total "
+                       f"(the largest has {res.format_amount(name, biggest)}): lower the request or add "
+                       "a bigger node")
+    if full_nodes:
+        out.append(f"{len(full_nodes)} node(s) are at their pod limit: {', '.join(full_nodes[:5])}")
+    if fit_rows and not out:
+        out.append(f"{len(fit_rows)} node(s) fail only for lack of resources: free capacity there "
+                   "(or let a higher-priority pod preempt)")
+
+    # Taints the pod would need to tolerate.
+    if only.get("TaintToleration"):
+        tolerations = (pod.get("spec") or {}).get("tolerations") or []
+        from scheduler.plugins.tainttoleration import NO_EXECUTE, NO_SCHEDULE, first_untolerated
+        seen: dict[str, int] = {}
+        for r in only["TaintToleration"]:
+            ni = snapshot.get(r["node"])
+            t = first_untolerated(ni.taints, tolerations, (NO_SCHEDULE, NO_EXECUTE)) if ni else None  # type: ignore[attr-defined]
+            if t is not None:
+                text = f"{t.get('key', '')}={t.get('value') or ''}:{t.get('effect')}"
+                seen[text] = seen.get(text, 0) + 1
+        for text, n in sorted(seen.items(), key=lambda kv: (-kv[1], kv[0])):
+            out.append(f"add a toleration for taint {text}: {n} node(s) reject the pod only for it")
+    if only.get("NodeAffinity"):
+        sel = (pod.get("spec") or {}).get("nodeSelector") or {}
+        for k, v in sorted(sel.items()):
+            if not any(ni.labels.get(k) == v for ni in snapshot.nodes):  # type: ignore[attr-defined]
+                out.append(f"no node has the label {k}={v} that the nodeSelector asks for")
+        out.append(f"{len(only['NodeAffinity'])} node(s) reject the pod only for its nodeSelector/node "
+                   "affinity: relax it or label a node to match")
+    if only.get("NodeUnschedulable"):
+        names = [r["node"] for r in only["NodeUnschedulable"]]
+        out.append(f"uncordon {', '.join(names[:5])}: cordoned, and the only reason the pod does not fit there")
+    if only.get("NodePorts"):
+        out.append(f"{len(only['NodePorts'])} node(s) reject the pod only because its host ports are taken "
+                   "there: free the ports or drop hostPort")
+    for plugin in ("InterPodAffinity", "PodTopologySpread", "NodeName"):
+        if only.get(plugin):
+            reasons = sorted({x for r in only[plugin] for x in r["reasons"]})
+            out.append(f"{len(only[plugin])} node(s) reject the pod only for {plugin}: {'; '.join(reasons)}")
+    if not out:
+        out.append("every node fails on more than one rule; see each node's failures")
+    return out
