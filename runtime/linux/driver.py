@@ -88,8 +88,10 @@ def _signal_number(name: str | int | None) -> int:
 
 
 def _start_error_code(message: str) -> int:
+    """127 when the command does not exist (as a shell says), 128 for any other start failure."""
     m = message.lower()
-    return 127 if ("not found" in m or "no such file" in m) else 128
+    missing = "executable file not found" in m or ("exec" in m and "no such file or directory" in m)
+    return 127 if missing else 128
 
 
 @dataclass
@@ -272,6 +274,8 @@ class RuncDriver:
             if meta is None:
                 raise NotFoundError(f"container {spec.id} not found")
             c = self._record(spec, meta)
+            if await asyncio.to_thread(self._was_started, state):
+                raise DriverError(f"container {spec.id} was already started")
             started_at = time.time_ns()     # before the shim runs it: a short process may exit at once
             proc = await self._take_shim()
             proc.stdin.write(str(state).encode() + b"\n")   # type: ignore[union-attr]
@@ -291,6 +295,10 @@ class RuncDriver:
             await asyncio.to_thread(_write_json, state / "started.json",
                                     {"started_at": started_at, "pid": reply["pid"], "shim_pid": c.shim_pid})
             self._watch(c)
+
+    @staticmethod
+    def _was_started(state: Path) -> bool:
+        return any((state / f).exists() for f in ("started.json", "start_error.json", "shim.pid"))
 
     async def _spawn_shim(self) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
@@ -614,8 +622,14 @@ class RuncDriver:
     async def port_forward(self, sandbox: SandboxSpec, network: SandboxNetwork,
                            port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if sandbox.host_network or not network.netns_path:
-            return await asyncio.open_connection("127.0.0.1", port)
-        sock = await _in_thread(_connect_in_netns, network.netns_path, port)
+            try:
+                return await asyncio.open_connection("127.0.0.1", port)
+            except OSError as e:
+                raise DriverError(f"port-forward to port {port} on the host network: {e}") from e
+        try:
+            sock = await _in_thread(_connect_in_netns, network.netns_path, port)
+        except OSError as e:
+            raise DriverError(f"port-forward to port {port} in sandbox {sandbox.id}: {e}") from e
         return await asyncio.open_connection(sock=sock)
 
     # ---- stats

@@ -37,12 +37,14 @@ _ALL_CAPS = [
 
 
 def all_caps() -> list[str]:
+    """Every capability this process may grant: its own bounding set (a container cannot get
+    more than the runtime has; on a stock host that is every capability the kernel knows)."""
     try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            last = int(f.read())
-    except (OSError, ValueError):
-        last = len(_ALL_CAPS) - 1
-    return ["CAP_" + c for c in _ALL_CAPS[: last + 1]]
+        with open("/proc/self/status") as f:
+            bnd = next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
+    except (OSError, StopIteration, ValueError):
+        bnd = (1 << len(_ALL_CAPS)) - 1
+    return ["CAP_" + name for i, name in enumerate(_ALL_CAPS) if bnd >> i & 1]
 
 
 MASKED_PATHS = [

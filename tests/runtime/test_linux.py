@@ -342,3 +342,42 @@ async def retry_exec(h, c, cmd: list[str], attempts: int = 50) -> bytes:
             return out
         await asyncio.sleep(0.1)
     raise AssertionError(f"{cmd} kept failing: {err!r}")
+
+
+async def test_tty_container_logs_and_attach(h):
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["sh", "-c", "tty; read x; echo got:$x"], tty=True, stdin=True)
+    await h.wait_state(c, "RUNNING")
+    session = await h.driver.attach(c, stdin=True)
+    assert session.stderr is None
+    session.stdin.write(b"abc\n")
+    await session.stdin.drain()
+    assert await asyncio.wait_for(session.wait, 10) == 0
+    st = await h.wait_state(c)
+    assert (st.exit_code, st.reason) == (0, "Completed")
+    texts = [t for stream, _, t in read_log(c.log_path) if stream == "stdout"]
+    assert texts[0].startswith(b"/dev/pts/") and b"got:abc" in texts
+
+
+async def test_capabilities_default_added_and_privileged(h):
+    from runtime.driver import SecurityContext
+    sb, _ = await h.sandbox()
+    plain = await h.container(sb, ["sleep", "1000"], name="plain")
+    admin = await h.container(sb, ["sleep", "1000"], name="admin",
+                              security=SecurityContext(add_capabilities=["NET_ADMIN"]))
+    priv = await h.container(sb, ["sleep", "1000"], name="priv", security=SecurityContext(privileged=True))
+    for c in (plain, admin, priv):
+        await h.wait_state(c, "RUNNING")
+    change_mtu = ["ip", "link", "set", "lo", "mtu", "65000"]
+    assert (await h.driver.exec_sync(plain, change_mtu, 10))[2] != 0
+    assert (await h.driver.exec_sync(admin, change_mtu, 10))[2] == 0
+    out, _, _ = await h.driver.exec_sync(priv, ["grep", "CapEff", "/proc/self/status"], 10)
+    status = await asyncio.to_thread(Path("/proc/self/status").read_text)
+    host = next(line for line in status.splitlines() if line.startswith("CapBnd"))
+    assert out.split()[1].decode() == host.split()[1]               # everything the runtime may grant
+    out, _, code = await h.driver.exec_sync(priv, ["cat", "/proc/keys"], 10)     # not masked
+    assert code == 0
+    out, _, _ = await h.driver.exec_sync(plain, ["cat", "/proc/kcore"], 10)
+    assert out == b""                                                             # masked
+    _, _, code = await h.driver.exec_sync(plain, ["sh", "-c", "echo 1 > /proc/sys/kernel/shmmax"], 10)
+    assert code != 0                                                              # read-only
