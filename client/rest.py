@@ -85,6 +85,26 @@ def _params(**opts: Any) -> dict[str, str]:
     return out
 
 
+MAX_RETRY_AFTER = 10.0
+
+
+def _retry_delay(resp: aiohttp.ClientResponse, err: errors.StatusError) -> float | None:
+    """How long the server asked us to wait before trying again, if it asked: a 429, or a 5xx that
+    carries Retry-After. Capped so a confused server cannot park a caller for long."""
+    header = resp.headers.get("Retry-After")
+    if resp.status != 429 and not (resp.status >= 500 and header):
+        return None
+    seconds: float | None = None
+    if header:
+        try:
+            seconds = float(header)
+        except ValueError:
+            seconds = None
+    if seconds is None:
+        seconds = float(err.retry_after) if err.retry_after is not None else 1.0
+    return max(0.0, min(seconds, MAX_RETRY_AFTER))
+
+
 def _status_error(code: int, body: bytes, reason: str | None = None) -> errors.StatusError:
     try:
         doc = orjson.loads(body) if body else None
@@ -103,10 +123,13 @@ class Client:
     def __init__(self, server: str, *, namespace: str = "default", token: str | None = None,
                  username: str | None = None, password: str | None = None,
                  ssl: Any = None, timeout: float = DEFAULT_TIMEOUT, pool_size: int = 100,
-                 user_agent: str = USER_AGENT):
+                 user_agent: str = USER_AGENT, max_retries: int = 3):
         self.server = server.rstrip("/")
         self.namespace = namespace
         self.timeout = timeout
+        # Requests the server refuses with 429 (or a 5xx with Retry-After) are retried this many
+        # times after the delay it names, as client-go does.
+        self.max_retries = max_retries
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
@@ -208,19 +231,26 @@ class Client:
         if raw:
             hdrs.setdefault("Accept", "*/*")
         t = aiohttp.ClientTimeout(total=timeout if timeout is not None else self.timeout)
-        async with self._session_now().request(method, self.server + path, params=params, data=data,
-                                               headers=hdrs, timeout=t) as resp:
-            payload = await resp.read()
-            if resp.status >= 400:
-                raise _status_error(resp.status, payload, resp.reason)
-            if raw:
-                return payload
-            if not payload:
-                return None
-            try:
-                return orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                return payload.decode("utf-8", "replace")
+        attempt = 0
+        while True:
+            async with self._session_now().request(method, self.server + path, params=params, data=data,
+                                                   headers=hdrs, timeout=t) as resp:
+                payload = await resp.read()
+                if resp.status < 400:
+                    if raw:
+                        return payload
+                    if not payload:
+                        return None
+                    try:
+                        return orjson.loads(payload)
+                    except orjson.JSONDecodeError:
+                        return payload.decode("utf-8", "replace")
+                err = _status_error(resp.status, payload, resp.reason)
+                delay = _retry_delay(resp, err)
+            if delay is None or attempt >= self.max_retries:
+                raise err
+            attempt += 1
+            await asyncio.sleep(delay)
 
     # -- verbs -----------------------------------------------------------------------------
 
@@ -320,6 +350,13 @@ class Client:
                          force=force)
         return await self.request("PATCH", self.path(info, ns, name, subresource), params=params,
                                   body=patch, content_type=ctype)
+
+    async def apply(self, resource: Resource, obj: dict[str, Any], namespace: str | None = None, *,
+                    field_manager: str, force: bool = False, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply of ``obj`` (a partial object naming only the fields this manager owns)."""
+        name = (obj.get("metadata") or {}).get("name") or ""
+        return await self.patch(resource, name, obj, namespace, patch_type="apply", field_manager=field_manager,
+                                force=force or None, dry_run=dry_run)
 
     async def delete(self, resource: Resource, name: str, namespace: str | None = None, *,
                      propagation_policy: str | None = None, grace_period_seconds: int | None = None,

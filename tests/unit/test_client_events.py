@@ -1,5 +1,7 @@
 """The event recorder against a fake server: creation, counting repeats, windows, failures."""
 
+import asyncio
+
 import pytest
 
 from api import errors, registry
@@ -21,7 +23,8 @@ async def fake():
 @pytest.fixture
 async def setup(fake):
     clock = FakeClock(start=1_800_000_000.0)
-    async with Client(fake.url) as client:
+    # No client-level retries: the recorder's own retries (in virtual time) are under test.
+    async with Client(fake.url, max_retries=0) as client:
         pod = await client.create("pods", make_pod("web-1", "shop"))
         recorder = EventRecorder(client, "navarch-scheduler", host="node-a", clock=clock, window=600)
         yield fake, recorder, clock, pod
@@ -107,6 +110,11 @@ async def test_transient_failures_retry_in_virtual_time_then_succeed(setup):
     await clock.settle()
     assert stored_events(fake) == []
     await clock.advance(1)   # first retry after 1 s
+    for _ in range(500):     # its round trip takes real time
+        if fake.count("POST", "/events") == 2 and clock.pending():
+            break
+        await asyncio.sleep(0.01)
+    assert stored_events(fake) == [] and fake.count("POST", "/events") == 2
     await clock.advance(2)   # second after 2 s more
     await recorder.flush()
     assert len(stored_events(fake)) == 1

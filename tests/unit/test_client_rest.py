@@ -116,6 +116,7 @@ async def test_cluster_scoped_resources_ignore_namespace(fake, client):
 
 
 async def test_status_bodies_become_typed_errors(fake, client):
+    client.max_retries = 0
     fake.fail_next.append(errors.TooManyRequests("slow down", retry_after=3))
     with pytest.raises(errors.TooManyRequests) as info:
         await client.list(PODS)
@@ -205,3 +206,46 @@ async def test_watch_large_objects_split_across_chunks(fake, client):
     etype, obj = await asyncio.wait_for(task, 5)
     assert etype == "ADDED" and len(obj["metadata"]["labels"]) == 3000
     await watch.close()
+
+
+async def test_429_is_retried_after_the_servers_delay_then_given_up(fake, client):
+    fake.put(PODS, make_pod("a"))
+    fake.fail_next += [errors.TooManyRequests("slow down", retry_after=0)] * 2
+    assert (await client.get(PODS, "a"))["metadata"]["name"] == "a"
+    assert fake.count("GET", "/pods/a") == 3
+    fake.fail_next += [errors.TooManyRequests("slow down", retry_after=0)] * 4
+    with pytest.raises(errors.TooManyRequests):
+        await client.get(PODS, "a")
+    assert fake.count("GET", "/pods/a") == 3 + 4, "three retries, then the error"
+    fake.fail_next.append(errors.InternalError("boom"))
+    with pytest.raises(errors.InternalError):
+        await client.get(PODS, "a")
+    assert fake.count("GET", "/pods/a") == 8, "a 5xx without Retry-After is not retried"
+
+
+async def test_5xx_with_retry_after_header_is_retried(fake, client):
+    calls = []
+
+    async def flaky(request):
+        calls.append(request.method)
+        if len(calls) == 1:
+            return web.Response(status=503, headers={"Retry-After": "0"}, text="warming up")
+        return web.json_response({"kind": "Pod", "metadata": {"name": "a"}})
+
+    fake.override = flaky
+    assert (await client.create(PODS, make_pod("a")))["metadata"]["name"] == "a"
+    assert calls == ["POST", "POST"]
+
+
+async def test_server_side_apply_helper(fake, client):
+    seen = {}
+
+    async def capture(request):
+        seen.update(query=dict(request.query), ctype=request.content_type, path=request.path)
+        return web.json_response({"kind": "Pod", "metadata": {"name": "a"}})
+
+    fake.override = capture
+    await client.apply(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}}, "ns",
+                       field_manager="ctl", force=True)
+    assert seen == {"query": {"fieldManager": "ctl", "force": "true"}, "ctype": "application/apply-patch+yaml",
+                    "path": "/api/v1/namespaces/ns/pods/a"}
