@@ -543,7 +543,7 @@ def _validate_container(c: dict, path: str, volumes: set[str], errs: Errors, *,
             errs.not_supported(f"{path}.restartPolicy", restart, ("Always",))
     sidecar = init and restart == "Always"
     if init and not sidecar:
-        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        for probe in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
             if c.get(probe) is not None:
                 errs.forbidden(f"{path}.{probe}", "may not be set for init containers without "
                                "restartPolicy=Always")
@@ -559,8 +559,8 @@ def _validate_container(c: dict, path: str, volumes: set[str], errs: Errors, *,
         name = m.get("name")
         if not name:
             errs.required(f"{p}.name")
-        elif name not in volumes:
-            errs.not_found(f"{p}.name", name)
+        if name not in volumes:
+            errs.not_found(f"{p}.name", name or "")
         mp = m.get("mountPath")
         if not mp:
             errs.required(f"{p}.mountPath")
@@ -568,9 +568,17 @@ def _validate_container(c: dict, path: str, volumes: set[str], errs: Errors, *,
             errs.invalid(f"{p}.mountPath", mp, "must be unique")
         else:
             mount_paths.add(mp)
-        sub = m.get("subPath")
-        if sub and (sub.startswith("/") or ".." in sub.split("/")):
-            errs.invalid(f"{p}.subPath", sub, "must be a relative path without '..'")
+        for f in ("subPath", "subPathExpr"):
+            sub = m.get(f)
+            if not sub:
+                continue
+            # Kubernetes names these paths without the mount's index.
+            if sub.startswith("/"):
+                errs.invalid(f"{path}.volumeMounts.{f}", sub, "must be a relative path")
+            if ".." in sub.split("/"):
+                errs.invalid(f"{path}.volumeMounts.{f}", sub, "must not contain '..'")
+        if m.get("subPath") and m.get("subPathExpr"):
+            errs.invalid(f"{p}.subPathExpr", m["subPathExpr"], "subPathExpr and subPath are mutually exclusive")
 
 
 _VOLUME_SOURCES = (
@@ -620,28 +628,41 @@ def _validate_volumes(volumes: Any, path: str, errs: Errors) -> set[str]:
     return names
 
 
+def _go_toleration(t: dict) -> str:
+    seconds = t.get("tolerationSeconds")
+    shown = "(*int64)(nil)" if seconds is None else f"&{seconds}"
+    return (f"core.Toleration{{Key:{go_quote(str(t.get('key') or ''))}, "
+            f"Operator:{go_quote(str(t.get('operator') or ''))}, Value:{go_quote(str(t.get('value') or ''))}, "
+            f"Effect:{go_quote(str(t.get('effect') or ''))}, TolerationSeconds:{shown}}}")
+
+
 def _validate_tolerations(tolerations: Any, path: str, errs: Errors) -> None:
     for i, t in enumerate(tolerations or ()):
         if not isinstance(t, dict):
             continue
         p = f"{path}[{i}]"
-        key, op, effect = t.get("key"), t.get("operator") or "Equal", t.get("effect")
+        key, op, effect = t.get("key"), t.get("operator") or "", t.get("effect")
         if key:
             errs.each(f"{p}.key", key, qualified_name_errors(key))
         elif op != "Exists":
             errs.invalid(f"{p}.operator", op, "operator must be Exists when `key` is empty, which means "
                          "\"match all values and all keys\"")
-        if op == "Exists" and t.get("value"):
-            errs.invalid(f"{p}.operator", t.get("value"), "value must be empty when `operator` is 'Exists'")
-        elif op not in ("Exists", "Equal"):
-            errs.not_supported(f"{p}.operator", op, ("Equal", "Exists"))
-        elif op == "Equal" and isinstance(t.get("value"), str):
-            errs.each(f"{p}.value", t["value"], label_value_errors(t["value"]))
-        if effect and effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-            errs.not_supported(f"{p}.effect", effect, ("NoExecute", "NoSchedule", "PreferNoSchedule"))
         if t.get("tolerationSeconds") is not None and effect != "NoExecute":
             errs.invalid(f"{p}.effect", effect or "", "effect must be 'NoExecute' when `tolerationSeconds` "
                          "is set")
+        if op in ("Equal", ""):
+            value = t.get("value") or ""
+            msgs = label_value_errors(value) if isinstance(value, str) else []
+            if msgs:
+                errs.invalid(f"{p}.operator", value, ";".join(msgs))
+        elif op == "Exists":
+            if t.get("value"):
+                errs.invalid(f"{p}.operator", t, "value must be empty when `operator` is 'Exists'",
+                             shown=_go_toleration(t))
+        else:
+            errs.not_supported(f"{p}.operator", op, ("Equal", "Exists"))
+        if effect and effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            errs.not_supported(f"{p}.effect", effect, ("NoSchedule", "PreferNoSchedule", "NoExecute"))
 
 
 def _validate_affinity(affinity: Any, path: str, errs: Errors) -> None:
@@ -675,6 +696,16 @@ def _validate_affinity_term(term: Any, path: str, errs: Errors) -> None:
         errs.each(f"{path}.topologyKey", term["topologyKey"], qualified_name_errors(term["topologyKey"]))
 
 
+def _check_host_ports(c: dict, path: str, used: set[str], errs: Errors) -> None:
+    for j, port in enumerate(c.get("ports") or ()):
+        if not isinstance(port, dict) or not port.get("hostPort"):
+            continue
+        key = f"{port.get('protocol') or ''}/{port.get('hostIP') or ''}/{port['hostPort']}"
+        if key in used:
+            errs.duplicate(f"{path}.ports[{j}].hostPort", key)
+        used.add(key)
+
+
 def validate_pod_spec(spec: Any, path: str, errs: Errors, *, template: bool = False) -> None:
     """A pod's or pod template's spec (``path`` is ``spec`` or ``spec.template.spec``)."""
     if not isinstance(spec, dict):
@@ -684,8 +715,10 @@ def validate_pod_spec(spec: Any, path: str, errs: Errors, *, template: bool = Fa
     containers = spec.get("containers") or []
     if not containers:
         errs.required(f"{path}.containers")
+    # Regular containers first: an init container reusing one of their names is the duplicate.
     seen: set[str] = set()
-    for key, init in (("initContainers", True), ("containers", False)):
+    for key, init in (("containers", False), ("initContainers", True)):
+        host_ports: set[str] = set()
         for i, c in enumerate(spec.get(key) or ()):
             if not isinstance(c, dict):
                 continue
@@ -694,13 +727,14 @@ def validate_pod_spec(spec: Any, path: str, errs: Errors, *, template: bool = Fa
             if not name:
                 errs.required(f"{p}.name")
             else:
-                msgs = dns1123_label_errors(name)
-                if msgs:
-                    errs.each(f"{p}.name", name, msgs)
-                elif name in seen:
+                errs.each(f"{p}.name", name, dns1123_label_errors(name))
+                if name in seen:
                     errs.duplicate(f"{p}.name", name)
                 seen.add(name)
             _validate_container(c, p, volumes, errs, init=init, template=template)
+            if init:  # init containers run one at a time: conflicts only within one
+                host_ports = set()
+            _check_host_ports(c, p, host_ports, errs)
     restart = spec.get("restartPolicy")
     if not restart:
         errs.required(f"{path}.restartPolicy")
