@@ -333,6 +333,38 @@ class Config:
         return target
 
 
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def in_cluster(service_account_dir: str | os.PathLike[str] = SERVICE_ACCOUNT_DIR,
+               environ: dict[str, str] | None = None) -> ConnectionConfig:
+    """Settings for a process running in a pod: the API server from KUBERNETES_SERVICE_HOST/PORT,
+    the pod's service account token (re-read on each client construction), its CA and namespace."""
+    env = os.environ if environ is None else environ
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        raise ConfigError("not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are unset")
+    sa = Path(service_account_dir)
+    if not (sa / "token").exists():
+        raise ConfigError(f"not in a cluster: no service account token in {sa}")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    namespace = "default"
+    if (sa / "namespace").exists():
+        namespace = (sa / "namespace").read_text().strip() or "default"
+    ca = sa / "ca.crt"
+    return ConnectionConfig(server=f"https://{host}:{port}", namespace=namespace, context="in-cluster",
+                            token_file=str(sa / "token"), ca_file=str(ca) if ca.exists() else None)
+
+
+def default_connection(path: str | os.PathLike[str] | None = None, context: str | None = None) -> ConnectionConfig:
+    """An explicit kubeconfig if given; else $KUBECONFIG or ~/.kube/config if present; else the
+    in-cluster service account."""
+    if path is not None or os.environ.get("KUBECONFIG") or any(p.exists() for p in default_paths()):
+        return Config.load(path).for_context(context)
+    return in_cluster()
+
+
 def load_kubeconfig(path: str | os.PathLike[str] | None = None) -> Config:
     return Config.load(path)
 

@@ -28,7 +28,7 @@ import orjson
 
 from api import errors, registry
 from api.registry import ResourceInfo
-from client.kubeconfig import Config, ConnectionConfig
+from client.kubeconfig import ConnectionConfig, default_connection
 
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
@@ -149,10 +149,11 @@ class Client:
     @classmethod
     async def from_kubeconfig(cls, path: str | os.PathLike[str] | None = None, context: str | None = None,
                               **kw: Any) -> Client:
-        """A client for ``context`` of the kubeconfig at ``path`` ($KUBECONFIG or ~/.kube/config)."""
+        """A client for ``context`` of the kubeconfig at ``path`` ($KUBECONFIG or ~/.kube/config),
+        or, with neither, for the pod's service account (in-cluster)."""
 
         def build() -> Client:
-            return cls.from_connection(Config.load(path).for_context(context), **kw)
+            return cls.from_connection(default_connection(path, context), **kw)
 
         return await asyncio.to_thread(build)
 

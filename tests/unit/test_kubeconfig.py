@@ -168,3 +168,30 @@ async def test_real_kubectl_reads_what_we_write_and_we_read_what_it_writes(tmp_p
     conn = Config.load(path).for_context()
     assert (conn.context, conn.namespace, conn.token, conn.insecure_skip_tls_verify) == (
         "other", "ns2", "abc", True)
+
+
+async def test_in_cluster_service_account(tmp_path, monkeypatch):
+    from client.kubeconfig import default_connection, in_cluster
+
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    with pytest.raises(ConfigError, match="no service account token"):
+        in_cluster(sa, env)
+    (sa / "token").write_text("sa-token\n")
+    (sa / "namespace").write_text("apps")
+    (sa / "ca.crt").write_text("CA")
+    conn = in_cluster(sa, env)
+    assert (conn.server, conn.namespace, conn.bearer_token(), conn.ca_file) == (
+        "https://10.96.0.1:443", "apps", "sa-token", str(sa / "ca.crt"))
+    assert in_cluster(sa, {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}).server == \
+        "https://[fd00::1]:443"
+    with pytest.raises(ConfigError, match="not in a cluster"):
+        in_cluster(sa, {})
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "nohome"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ConfigError, match="not in a cluster"):
+        default_connection()
+    write_yaml(tmp_path / "kc", two_context_doc())
+    assert default_connection(tmp_path / "kc").token == "tok-a"
