@@ -17,7 +17,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from api import defaults, registry, selectors
+from api import defaults, registry, schema, selectors
 from api.errors import NotFound, StatusError
 from apiserver import discovery, metrics, openapi
 from apiserver.admission import Admission
@@ -77,6 +77,10 @@ async def _lifecycle(app: web.Application, config: Config):
     await _bootstrap(objects)
     # The OpenAPI documents take ~0.1 s to build; do it now, off the loop, not on the first request.
     await asyncio.to_thread(openapi.index)
+    # Validators compile in 1-2 s per kind (milliseconds once in the disk cache): warm them in the
+    # background so that first writes of a kind rarely compile on the loop.
+    warming = asyncio.create_task(asyncio.to_thread(
+        schema.warm, [(r.group, r.version, r.kind) for r in registry.RESOURCES]), name="apiserver:warm")
     compactor = None
     if config.compact_interval > 0:
         compactor = asyncio.create_task(_compact_loop(backend, config), name="apiserver:compactor")
@@ -84,6 +88,7 @@ async def _lifecycle(app: web.Application, config: Config):
     try:
         yield
     finally:
+        await asyncio.gather(warming, return_exceptions=True)
         if compactor:
             compactor.cancel()
             with contextlib.suppress(asyncio.CancelledError):

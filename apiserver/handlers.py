@@ -218,7 +218,7 @@ class ResourceHandler:
         if not unknown:
             return []
         if mode == "Strict":
-            raise BadRequest("strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown))
+            raise BadRequest(schema.strict_decoding_error(unknown))
         return [f'unknown field "{f}"' for f in unknown]
 
     @staticmethod
