@@ -444,6 +444,9 @@ def validate_resources(res: Any, path: str, errs: Errors) -> None:
             elif not _overcommit_allowed(name) and not name.startswith("hugepages-") and v.denominator != 1:
                 errs.invalid(p, quantity.canonical(q), "must be an integer")
             parsed[part][name] = (v, quantity.canonical(q))
+    named = set(res.get("limits") or ()) | set(res.get("requests") or ())
+    if any(n.startswith("hugepages-") for n in named) and not named & {"cpu", "memory"}:
+        errs.forbidden(path, "HugePages require cpu or memory")
     limits = parsed["limits"]
     for name, (v, text) in parsed["requests"].items():
         if name in limits:
@@ -789,8 +792,9 @@ def _validate_pod_template(template: Any, path: str, errs: Errors) -> None:
         errs.required(path)
         return
     md = template.get("metadata") or {}
-    validate_labels(md.get("labels"), f"{path}.metadata.labels", errs)
-    validate_annotations(md.get("annotations"), f"{path}.metadata.annotations", errs)
+    # Kubernetes names a template's labels and annotations without "metadata".
+    validate_labels(md.get("labels"), f"{path}.labels", errs)
+    validate_annotations(md.get("annotations"), f"{path}.annotations", errs)
     validate_pod_spec(template.get("spec"), f"{path}.spec", errs, template=True)
 
 
@@ -1194,7 +1198,13 @@ def _validate_cronjob(obj: dict, errs: Errors) -> None:
     jmd = job_template.get("metadata") or {}
     validate_labels(jmd.get("labels"), "spec.jobTemplate.metadata.labels", errs)
     validate_annotations(jmd.get("annotations"), "spec.jobTemplate.metadata.annotations", errs)
-    _validate_job_spec(job_template.get("spec") or {}, "spec.jobTemplate.spec", errs, selector_required=False)
+    jspec = job_template.get("spec") or {}
+    _validate_job_spec(jspec, "spec.jobTemplate.spec", errs, selector_required=False)
+    if jspec.get("selector") is not None:
+        errs.invalid("spec.jobTemplate.spec.selector", jspec["selector"], "`selector` will be auto-generated",
+                     shown=_fmt_selector(jspec["selector"]))
+    if jspec.get("manualSelector"):
+        errs.not_supported("spec.jobTemplate.spec.manualSelector", True, ("nil", "false"))
 
 
 # ---------------------------------------------------------------------------------------------
