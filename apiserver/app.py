@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 import time
 from dataclasses import dataclass
 
@@ -79,8 +80,9 @@ async def _lifecycle(app: web.Application, config: Config):
     await asyncio.to_thread(openapi.index)
     # Validators compile in 1-2 s per kind (milliseconds once in the disk cache): warm them in the
     # background so that first writes of a kind rarely compile on the loop.
-    warming = asyncio.create_task(asyncio.to_thread(
-        schema.warm, [(r.group, r.version, r.kind) for r in registry.RESOURCES]), name="apiserver:warm")
+    # A daemon thread, so that a SIGTERM during a first-ever compile does not wait for it.
+    threading.Thread(target=schema.warm, args=([(r.group, r.version, r.kind) for r in registry.RESOURCES],),
+                     name="apiserver:warm", daemon=True).start()
     compactor = None
     if config.compact_interval > 0:
         compactor = asyncio.create_task(_compact_loop(backend, config), name="apiserver:compactor")
@@ -88,7 +90,6 @@ async def _lifecycle(app: web.Application, config: Config):
     try:
         yield
     finally:
-        await asyncio.gather(warming, return_exceptions=True)
         if compactor:
             compactor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
