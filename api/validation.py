@@ -417,13 +417,25 @@ def _overcommit_allowed(name: str) -> bool:
     return name in _STANDARD_CONTAINER_RESOURCES
 
 
+_STANDARD_RESOURCES = frozenset({
+    "cpu", "memory", "ephemeral-storage", "storage", "pods", "services", "replicationcontrollers",
+    "resourcequotas", "secrets", "configmaps", "persistentvolumeclaims", "services.nodeports",
+    "services.loadbalancers", "requests.cpu", "requests.memory", "requests.storage",
+    "requests.ephemeral-storage", "limits.cpu", "limits.memory", "limits.ephemeral-storage",
+})
+
+
 def _validate_resource_name(name: str, path: str, errs: Errors) -> None:
-    if name in _STANDARD_CONTAINER_RESOURCES or name.startswith("hugepages-"):
+    msgs = qualified_name_errors(name)
+    if msgs:
+        errs.each(path, name, msgs)
         return
-    if "/" in name and not name.split("/", 1)[0].endswith("kubernetes.io"):
-        errs.each(path, name, qualified_name_errors(name))
-        return
-    errs.invalid(path, name, "must be a standard resource for containers")
+    if "/" in name:
+        return  # a fully qualified (extended or kubernetes.io) resource
+    if name not in _STANDARD_RESOURCES and not name.split(".")[-1].startswith("hugepages-"):
+        errs.invalid(path, name, "must be a standard resource type or fully qualified")
+    if name not in _STANDARD_CONTAINER_RESOURCES and not name.startswith("hugepages-"):
+        errs.invalid(path, name, "must be a standard resource for containers")
 
 
 def validate_resources(res: Any, path: str, errs: Errors) -> None:
@@ -779,12 +791,34 @@ def validate_pod_spec(spec: Any, path: str, errs: Errors, *, template: bool = Fa
         if wus not in ("DoNotSchedule", "ScheduleAnyway"):
             errs.not_supported(f"{p}.whenUnsatisfiable", wus, ("DoNotSchedule", "ScheduleAnyway"))
         validate_label_selector(tsc.get("labelSelector"), f"{p}.labelSelector", errs)
-    gates = [g.get("name") for g in spec.get("schedulingGates") or () if isinstance(g, dict)]
+    gates = [g.get("name") or "" for g in spec.get("schedulingGates") or () if isinstance(g, dict)]
     for i, g in enumerate(gates):
-        if not g:
-            errs.required(f"{path}.schedulingGates[{i}].name")
-        elif g in gates[:i]:
+        errs.each(f"{path}.schedulingGates[{i}]", g, qualified_name_errors(g))
+        if g in gates[:i]:
             errs.duplicate(f"{path}.schedulingGates[{i}]", g)
+    if spec.get("hostNetwork"):
+        # Pods must repeat the container port as host port; templates may leave it for defaulting.
+        for i, c in enumerate(containers):
+            for j, port in enumerate((c.get("ports") or ()) if isinstance(c, dict) else ()):
+                if not isinstance(port, dict):
+                    continue
+                hp, cp = port.get("hostPort") or 0, port.get("containerPort")
+                if (not template or hp) and hp != cp:
+                    errs.invalid(f"{path}.containers[{i}].ports[{j}].hostPort", hp,
+                                 "must match `containerPort` when `hostNetwork` is true")
+    pcn = spec.get("priorityClassName")
+    if pcn:
+        errs.each(f"{path}.priorityClassName", pcn, dns1123_subdomain_errors(pcn))
+    pp = spec.get("preemptionPolicy")
+    if pp is not None and pp not in ("PreemptLowerPriority", "Never"):
+        errs.not_supported(f"{path}.preemptionPolicy", pp, ("PreemptLowerPriority", "Never"))
+    for i, alias in enumerate(spec.get("hostAliases") or ()):
+        if not isinstance(alias, dict):
+            continue
+        if not _is_ip(alias.get("ip")):
+            errs.invalid(f"{path}.hostAliases[{i}].ip", alias.get("ip"), _IP_MESSAGE)
+        for j, host in enumerate(alias.get("hostnames") or ()):
+            errs.each(f"{path}.hostAliases[{i}].hostnames[{j}]", host, dns1123_subdomain_errors(host))
 
 
 def _validate_pod_template(template: Any, path: str, errs: Errors) -> None:
