@@ -1,0 +1,1 @@
+"""Unit tests of the scheduling framework and its plugins."""
