@@ -1271,8 +1271,11 @@ def _validate_service(obj: dict, errs: Errors) -> None:
             errs.required("spec.externalName")
         else:
             errs.each("spec.externalName", ext, dns1123_subdomain_errors(ext.rstrip(".")))
-        if spec.get("clusterIP"):
-            errs.forbidden("spec.clusterIP", "may not be set for ExternalName services")
+        if spec.get("clusterIPs") or spec.get("clusterIP"):
+            errs.forbidden("spec.clusterIPs", "may not be set for ExternalName services")
+        for f in ("ipFamilies", "ipFamilyPolicy"):
+            if spec.get(f):
+                errs.forbidden(f"spec.{f}", "may not be set for ExternalName services")
     else:
         for i, ip in enumerate(spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])):
             if ip not in ("", "None") and not _is_ip(ip):
@@ -1281,6 +1284,7 @@ def _validate_service(obj: dict, errs: Errors) -> None:
             errs.invalid("spec.clusterIPs[0]", "None", f"may not be set to 'None' for {stype} services")
     names: set[str] = set()
     keys: set[tuple[Any, Any]] = set()
+    node_ports: set[tuple[Any, Any]] = set()
     for i, port in enumerate(ports):
         if not isinstance(port, dict):
             continue
@@ -1301,9 +1305,13 @@ def _validate_service(obj: dict, errs: Errors) -> None:
             errs.required(f"{p}.protocol")
         elif proto not in PROTOCOLS:
             errs.not_supported(f"{p}.protocol", proto, PROTOCOLS)
+        if stype == "LoadBalancer" and number == 10250:
+            errs.invalid(p, number, "may not expose port 10250 externally since it is used by kubelet")
         key = (number, proto)
         if key in keys:
-            errs.duplicate(p, {"port": number, "protocol": proto})
+            errs.append(Cause(DUPLICATE, f"Duplicate value: core.ServicePort{{Name:\"\", Protocol:{go_quote(str(proto))}, "
+                              f"AppProtocol:(*string)(nil), Port:{number}, TargetPort:intstr.IntOrString{{Type:0, "
+                              'IntVal:0, StrVal:""}, NodePort:0}', p))
         keys.add(key)
         if stype != "ExternalName":
             _validate_port_num_or_name(port.get("targetPort"), f"{p}.targetPort", errs)
@@ -1313,11 +1321,30 @@ def _validate_service(obj: dict, errs: Errors) -> None:
                 errs.forbidden(f"{p}.nodePort", "may not be used when `type` is 'ClusterIP'")
             elif _is_int(node_port) and not 1 <= node_port <= 65535:
                 errs.invalid(f"{p}.nodePort", node_port, _range_error(1, 65535))
+            if (node_port, proto) in node_ports:
+                errs.duplicate(f"{p}.nodePort", node_port)
+            node_ports.add((node_port, proto))
     affinity = spec.get("sessionAffinity")
-    if affinity not in ("ClientIP", "None"):
+    if not affinity:
+        errs.required("spec.sessionAffinity")
+    elif affinity not in ("ClientIP", "None"):
         errs.not_supported("spec.sessionAffinity", affinity, ("ClientIP", "None"))
+    elif affinity == "ClientIP":
+        timeout = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
+        if _is_int(timeout) and not 0 < timeout <= 86400:
+            errs.invalid("spec.sessionAffinityConfig.clientIP.timeoutSeconds", timeout,
+                         "must be greater than 0 and less than 86400")
+    elif spec.get("sessionAffinityConfig") is not None:
+        errs.forbidden("spec.sessionAffinityConfig", "must not be set when session affinity is None")
     if stype != "ExternalName":
         validate_labels(spec.get("selector"), "spec.selector", errs)
+    externally = stype in ("NodePort", "LoadBalancer") or (stype == "ClusterIP" and spec.get("externalIPs"))
+    if spec.get("externalTrafficPolicy") and not externally:
+        errs.invalid("spec.externalTrafficPolicy", spec["externalTrafficPolicy"],
+                     "may only be set for externally-accessible services")
+    for i, ip in enumerate(spec.get("externalIPs") or ()):
+        if not _is_ip(ip):
+            errs.invalid(f"spec.externalIPs[{i}]", ip, _IP_MESSAGE)
     for f, valid in (("externalTrafficPolicy", ("Cluster", "Local")),
                      ("internalTrafficPolicy", ("Cluster", "Local")),
                      ("ipFamilyPolicy", ("SingleStack", "PreferDualStack", "RequireDualStack"))):
