@@ -1086,9 +1086,7 @@ def _validate_statefulset(obj: dict, errs: Errors) -> None:
 def _validate_job_spec(spec: dict, prefix: str, errs: Errors, *, selector_required: bool) -> None:
     for f in ("parallelism", "completions", "backoffLimit"):
         errs.nonnegative(f"{prefix}.{f}", spec.get(f))
-    ads = spec.get("activeDeadlineSeconds")
-    if _is_int(ads) and ads <= 0:
-        errs.invalid(f"{prefix}.activeDeadlineSeconds", ads, "must be greater than or equal to 1")
+    errs.nonnegative(f"{prefix}.activeDeadlineSeconds", spec.get("activeDeadlineSeconds"))
     ttl = spec.get("ttlSecondsAfterFinished")
     errs.nonnegative(f"{prefix}.ttlSecondsAfterFinished", ttl)
     mode = spec.get("completionMode")
@@ -1125,11 +1123,14 @@ _CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
 def _validate_job(obj: dict, errs: Errors) -> None:
     spec = obj.get("spec") or {}
     _validate_job_spec(spec, "spec", errs, selector_required=True)
-    uid = (obj.get("metadata") or {}).get("uid")
+    md = obj.get("metadata") or {}
+    uid, name = md.get("uid"), md.get("name") or ""
     sel = spec.get("selector")
-    if not spec.get("manualSelector") and uid and sel is not None:
-        # Without manualSelector the selector is the server's own, naming this Job's uid only.
-        if sel != {"matchLabels": {_CONTROLLER_UID_LABEL: uid}}:
+    if not spec.get("manualSelector") and uid and isinstance(sel, dict):
+        # Without manualSelector the selector must select exactly what the server generates.
+        expected = {"controller-uid": uid, _CONTROLLER_UID_LABEL: uid, "job-name": name,
+                    "batch.kubernetes.io/job-name": name}
+        if not _selector_matches(sel, expected):
             errs.invalid("spec.selector", sel, "`selector` not auto-generated", shown=_fmt_selector(sel))
 
 

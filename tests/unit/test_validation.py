@@ -437,7 +437,9 @@ CREATE_CASES = [
              "spec.template.metadata.labels": {"app": "x"}}, None, None),
     ("Job", {"spec.parallelism": -1}, "spec.parallelism", "Invalid value: -1: must be greater than or equal to 0"),
     ("Job", {"spec.backoffLimit": -1}, "spec.backoffLimit", "Invalid value: -1: must be greater than or equal to 0"),
-    ("Job", {"spec.activeDeadlineSeconds": 0}, "spec.activeDeadlineSeconds", "Invalid value: 0: must be greater"),
+    ("Job", {"spec.activeDeadlineSeconds": -1}, "spec.activeDeadlineSeconds", "Invalid value: -1: must be greater "
+     "than or equal to 0"),
+    ("Job", {"spec.selector.matchLabels.job-name": "pi"}, None, None),
     ("Job", {"spec.completionMode": "Indexed", "spec.completions": _DELETE}, "spec.completions",
      "Required value: when completion mode is Indexed"),
     ("Job", {"spec.completionMode": "Random"}, "spec.completionMode", 'Unsupported value: "Random"'),
