@@ -260,26 +260,23 @@ def validate_annotations(annotations: Any, path: str, errs: Errors) -> None:
 
 
 def _validate_owner_references(refs: Any, path: str, errs: Errors) -> None:
+    # Kubernetes names these fields without the reference's index.
     if not isinstance(refs, list):
         return
-    controllers = []
-    for i, ref in enumerate(refs):
+    first_controller = ""
+    for ref in refs:
         if not isinstance(ref, dict):
             continue
-        p = f"{path}[{i}]"
-        if not ref.get("apiVersion"):
-            errs.invalid(f"{p}.apiVersion", ref.get("apiVersion", ""), "version must not be empty")
-        if not ref.get("kind"):
-            errs.invalid(f"{p}.kind", ref.get("kind", ""), "kind must not be empty")
-        if not ref.get("name"):
-            errs.invalid(f"{p}.name", ref.get("name", ""), "name must not be empty")
-        if not ref.get("uid"):
-            errs.invalid(f"{p}.uid", ref.get("uid", ""), "uid must not be empty")
+        for f, what in (("apiVersion", "version"), ("kind", "kind"), ("name", "name"), ("uid", "uid")):
+            if not ref.get(f):
+                errs.invalid(f"{path}.{f}", ref.get(f) or "", f"{what} must not be empty")
         if ref.get("controller"):
-            controllers.append(f"{ref.get('kind', '')}/{ref.get('name', '')}")
-    if len(controllers) > 1:
-        errs.invalid(path, refs, "Only one reference can have Controller set to true. Found \"true\" in "
-                     f"references for {' and '.join(controllers)}", shown="[]v1.OwnerReference{...}")
+            current = f"{ref.get('kind', '')}/{ref.get('name', '')}"
+            if first_controller:
+                errs.invalid(path, refs, "Only one reference can have Controller set to true. Found \"true\" in "
+                             f"references for {first_controller} and {current}", shown="[]v1.OwnerReference{...}")
+            else:
+                first_controller = current
 
 
 def validate_object_meta(resource: ResourceInfo, obj: dict, errs: Errors) -> None:

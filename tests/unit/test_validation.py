@@ -180,7 +180,7 @@ CREATE_CASES = [
      "metadata.ownerReferences", "Invalid value: []v1.OwnerReference{...}: Only one reference can have "
      'Controller set to true. Found "true" in references for X/a and Y/b'),
     ("Pod", {"metadata.ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "a"}]},
-     "metadata.ownerReferences[0].uid", 'Invalid value: "": uid must not be empty'),
+     "metadata.ownerReferences.uid", 'Invalid value: "": uid must not be empty'),
     # pods
     ("Pod", {"spec.containers": []}, "spec.containers", "Required value"),
     ("Pod", {"spec.containers[0].name": "Web"}, "spec.containers[0].name", 'Invalid value: "Web": ' + LABEL_MSG),
