@@ -466,7 +466,9 @@ class Watch:
         while not self._lines:
             try:
                 chunk = await self._resp.content.readany()
-            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
+            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, TimeoutError):
+                # A cut connection or a silent server past the requested timeout ends the stream
+                # like a server-side close: the caller resumes from ``resource_version``.
                 chunk = b""
             if not chunk:
                 await self.close()

@@ -249,3 +249,24 @@ async def test_server_side_apply_helper(fake, client):
                        field_manager="ctl", force=True)
     assert seen == {"query": {"fieldManager": "ctl", "force": "true"}, "ctype": "application/apply-patch+yaml",
                     "path": "/api/v1/namespaces/ns/pods/a"}
+
+
+async def test_watch_ends_quietly_when_the_server_goes_silent_past_the_timeout(fake, client):
+    release = asyncio.Event()
+
+    async def silent(request):
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await resp.write(b'{"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"7"}}}\n')
+        await release.wait()
+        return resp
+
+    fake.override = silent
+    watch = client.watch(PODS, timeout_seconds=0)
+    watch._read_timeout = 0.3  # the margin over timeoutSeconds, shortened for the test
+    try:
+        events = [e async for e in watch]
+    finally:
+        release.set()
+    assert events == [("ADDED", {"metadata": {"name": "a", "resourceVersion": "7"}})]
+    assert watch.resource_version == "7"
