@@ -18,6 +18,7 @@ other record uses.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import fcntl
 import os
@@ -43,7 +44,7 @@ from runtime.images.registry import (
     select_platform,
 )
 from runtime.images.store import ContentStore, check_digest
-from runtime.images.unpack import LayerStats, tree_stats, unpack_to
+from runtime.images.unpack import LayerStats, Pipe, tree_stats, unpack_to
 
 STATE_FILE = "images.json"
 LOCK_FILE = "lock"
@@ -135,6 +136,9 @@ class ImageStore:
         self._gc_lock = asyncio.Lock()
         self._download_slots = asyncio.Semaphore(DOWNLOADS_AT_ONCE)
         self._session: aiohttp.ClientSession | None = None
+        # Downloads and unpacks hold a thread each for a long time: their own pool, so that they
+        # never starve the event loop's default executor that the rest of the process relies on.
+        self._pool_: concurrent.futures.ThreadPoolExecutor | None = None
         self._tidied = False
         self._reload_if_changed()
 
@@ -302,6 +306,13 @@ class ImageStore:
             )
         return self._session
 
+    @property
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._pool_ is None:
+            self._pool_ = concurrent.futures.ThreadPoolExecutor(max_workers=2 * DOWNLOADS_AT_ONCE + 2,
+                                                                thread_name_prefix="image-io")
+        return self._pool_
+
     async def close(self) -> None:
         """Cancel running pulls and close the HTTP session."""
         tasks = [*self._pulls.values(), *self._blob_tasks.values(), *self._unpack_tasks.values()]
@@ -311,6 +322,9 @@ class ImageStore:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._pool_ is not None:
+            self._pool_.shutdown(wait=False)
+            self._pool_ = None
 
     # -- pulling -------------------------------------------------------------------------------
 
@@ -446,12 +460,19 @@ class ImageStore:
             "created_at": time.time_ns(),
         }
 
-    async def _shared(self, table: dict[str, asyncio.Task], key: str, make, pins: _Pins):
+    async def _shared(self, table: dict[str, asyncio.Task], key: str, make, pins: _Pins,
+                      also: tuple[dict[str, asyncio.Task], str] | None = None):
+        """Run ``make()`` once per ``key`` however many operations want it; ``also`` lists the task
+        under a second table and key too."""
         task = table.get(key)
         if task is None:
             task = asyncio.create_task(make(), name=f"image {key}")
             table[key] = task
             task.add_done_callback(lambda t: self._task_done(table, key, t))
+            if also is not None:
+                other, other_key = also
+                other[other_key] = task
+                task.add_done_callback(lambda t: self._task_done(other, other_key, t))
         pins.tasks.append(task)
         return await asyncio.shield(task)
 
@@ -460,38 +481,75 @@ class ImageStore:
             pins.add(digest)
             if self.content.has(digest):
                 return
-        if client is None:
+        if client is None and digest not in self._blob_tasks:
             raise PullError(f"blob {digest} is missing from the archive")
 
         async def download():
             async with self._download_slots:
                 if not self.content.has(digest):
-                    await client.download_blob(digest, size, self.content)
+                    await client.download_blob(digest, size, self.content, executor=self._pool)
 
         await self._shared(self._blob_tasks, digest, download, pins)
 
     async def _ensure_layer(self, layer: dict, pins: _Pins, client: RegistryClient | None) -> LayerStats:
-        diff_id = layer["diff_id"]
+        """Make the layer's blob and unpacked directory present. A layer neither downloaded nor
+        being downloaded is unpacked while it downloads."""
+        diff_id, digest = layer["diff_id"], layer["digest"]
         final = self.layers_dir / diff_id.split(":", 1)[1]
         async with self._gc_lock:
             pins.add(diff_id)
+            pins.add(digest)
             present = final.is_dir()
+            blob_present = self.content.has(digest)
         if present:
             stats = self._layer_stats.get(diff_id)
             if stats is None:
                 stats = self._layer_stats[diff_id] = await asyncio.to_thread(tree_stats, final)
             # Still hold the blob: records keep both, and a later GC must see it as ours.
-            await self._ensure_blob(layer["digest"], layer["size"], pins, client)
+            await self._ensure_blob(digest, layer["size"], pins, client)
             return stats
-        await self._ensure_blob(layer["digest"], layer["size"], pins, client)
+        if diff_id not in self._unpack_tasks and not blob_present and client is not None \
+                and digest not in self._blob_tasks:
+            return await self._shared(self._unpack_tasks, diff_id, lambda: self._fetch_unpacking(client, layer),
+                                      pins, also=(self._blob_tasks, digest))
+        await self._ensure_blob(digest, layer["size"], pins, client)
 
         async def unpack():
-            path, stats = await asyncio.to_thread(unpack_to, self.layers_dir, self.content.path(layer["digest"]),
-                                                  diff_id)
+            loop = asyncio.get_running_loop()
+            _, stats = await loop.run_in_executor(self._pool, unpack_to, self.layers_dir,
+                                                  self.content.path(digest), diff_id)
             self._layer_stats[diff_id] = stats
             return stats
 
         return await self._shared(self._unpack_tasks, diff_id, unpack, pins)
+
+    async def _fetch_unpacking(self, client: RegistryClient, layer: dict) -> LayerStats:
+        """Download a layer blob and unpack it from the same bytes as they arrive. The directory is
+        renamed into place only after the blob verified (the pipe ends only then) and the
+        uncompressed stream matched its diff_id."""
+        diff_id, digest = layer["diff_id"], layer["digest"]
+        loop = asyncio.get_running_loop()
+        async with self._download_slots:
+            pipe = Pipe()
+
+            def unpack():
+                try:
+                    return unpack_to(self.layers_dir, pipe, diff_id)
+                except BaseException:
+                    pipe.abandon()
+                    raise
+
+            unpacking = loop.run_in_executor(self._pool, unpack)
+            try:
+                await client.download_blob(digest, layer["size"], self.content, tee=pipe.feed, executor=self._pool)
+            except BaseException as e:
+                pipe.fail(str(e) or type(e).__name__)
+                await asyncio.gather(unpacking, return_exceptions=True)
+                raise
+            pipe.close()
+            _, stats = await unpacking
+        self._layer_stats[diff_id] = stats
+        return stats
 
     @staticmethod
     def _merge(state: dict, rec: dict) -> dict:

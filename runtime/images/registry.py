@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import ipaddress
 import platform
@@ -317,17 +318,28 @@ class RegistryClient:
                             code="DIGEST_INVALID")
         return body
 
-    async def download_blob(self, digest: str, size: int, store: ContentStore) -> None:
+    async def download_blob(self, digest: str, size: int, store: ContentStore, *,
+                            tee: Callable[[bytes], None] | None = None,
+                            executor: concurrent.futures.Executor | None = None) -> None:
         """Stream a blob into the content store; it appears there only if digest and size match.
 
-        Writing and hashing run in a thread, one chunk behind the network so both proceed at once.
+        Writing and hashing run in ``executor`` (threads), one chunk behind the network so both
+        proceed at once. ``tee`` also gets every chunk, in that thread (it may block to slow the
+        download down).
         """
         check_digest(digest)
         if self.on_blob_get:
             self.on_blob_get(digest)
+        loop = asyncio.get_running_loop()
         what = f"blob {self.ref.name}@{digest}"
         resp = await self._request("GET", f"{self.base}/blobs/{digest}", what)
-        writer = await asyncio.to_thread(store.writer, digest, size)
+        writer = await loop.run_in_executor(executor, store.writer, digest, size)
+
+        def put(data: bytes) -> None:
+            writer.write(data)
+            if tee is not None:
+                tee(data)
+
         pending: asyncio.Future | None = None
         try:
             buf = bytearray()
@@ -338,19 +350,19 @@ class RegistryClient:
                         if pending is not None:
                             await pending
                         data, buf = bytes(buf), bytearray()
-                        pending = asyncio.ensure_future(asyncio.to_thread(writer.write, data))
+                        pending = loop.run_in_executor(executor, put, data)
             except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 raise PullError(f"{what}: {type(e).__name__}: {e}") from e
             if pending is not None:
                 await pending
                 pending = None
             if buf:
-                await asyncio.to_thread(writer.write, bytes(buf))
-            await asyncio.to_thread(writer.commit)
+                await loop.run_in_executor(executor, put, bytes(buf))
+            await loop.run_in_executor(executor, writer.commit)
         except BaseException:
             if pending is not None:
                 await asyncio.gather(pending, return_exceptions=True)
-            await asyncio.to_thread(writer.abort)
+            await loop.run_in_executor(executor, writer.abort)
             raise
         finally:
             resp.release()

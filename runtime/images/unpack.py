@@ -14,6 +14,8 @@ Synchronous; run it in a thread.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import errno
 import gzip
 import hashlib
@@ -23,6 +25,7 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -69,33 +72,144 @@ class _HashingReader:
         return "sha256:" + self.hash.hexdigest()
 
 
-def _open_decompressed(blob: Path) -> tuple[BinaryIO, list]:
-    """The blob's uncompressed stream, and what to close after."""
-    f = blob.open("rb")
-    magic = f.read(4)
-    f.seek(0)
+class _Prefixed:
+    """A stream with some bytes already read from it put back in front."""
+
+    def __init__(self, prefix: bytes, rest: BinaryIO):
+        self.prefix = prefix
+        self.rest = rest
+
+    def read(self, n: int = -1) -> bytes:
+        if self.prefix:
+            if n is None or n < 0:
+                data, self.prefix = self.prefix + self.rest.read(), b""
+                return data
+            data, self.prefix = self.prefix[:n], self.prefix[n:]
+            if len(data) < n:
+                data += self.rest.read(n - len(data))
+            return data
+        return self.rest.read(n)
+
+
+def _read_exactly(f: BinaryIO, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = f.read(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def _decompressed(src: BinaryIO) -> tuple[BinaryIO, list]:
+    """The uncompressed stream of ``src`` (gzip, zstd or plain, by magic), and what to close after."""
+    magic = _read_exactly(src, 4)
+    src = _Prefixed(magic, src)
     if magic.startswith(GZIP_MAGIC):
-        g = gzip.GzipFile(fileobj=f, mode="rb")
-        return g, [g, f]
+        g = gzip.GzipFile(fileobj=src, mode="rb")
+        return g, [g]
     if magic == ZSTD_MAGIC:
         zstd = shutil.which("zstd")
         if not zstd:
-            f.close()
             raise LayerError("layer is zstd-compressed and the zstd program is not installed")
-        f.close()
-        with blob.open("rb", buffering=0) as raw:
-            proc = subprocess.Popen([zstd, "-dcq"], stdin=raw, stdout=subprocess.PIPE)
-        return proc.stdout, [proc.stdout, proc]
-    return f, [f]
+        proc = subprocess.Popen([zstd, "-dcq"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+        def feed() -> None:
+            try:
+                while chunk := src.read(CHUNK):
+                    proc.stdin.write(chunk)
+            except (OSError, ValueError):
+                pass                      # the reader is gone; it reports its own error
+            except LayerError:
+                proc.kill()               # the source failed: the reader must not see a clean end
+            finally:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+
+        feeder = threading.Thread(target=feed, name="zstd feed", daemon=True)
+        feeder.start()
+        return proc.stdout, [proc.stdout, proc, feeder]
+    return src, []
 
 
 def _close(things: list) -> None:
     for t in things:
         if isinstance(t, subprocess.Popen):
-            t.kill()
+            if t.poll() is None:
+                t.kill()
             t.wait()
+        elif isinstance(t, threading.Thread):
+            t.join()
         else:
             t.close()
+
+
+class Pipe:
+    """Bytes handed from a downloading thread to an unpacking thread, at most ``limit`` in flight.
+
+    The producer calls ``feed`` then ``close`` (all arrived and verified) or ``fail`` (the reader
+    then raises ``LayerError``). If the reader gives up first (``abandon``), further feeds are
+    dropped so the download can still finish and report a digest mismatch, the likelier cause.
+    """
+
+    def __init__(self, limit: int = 16 << 20):
+        self.limit = limit
+        self._cond = threading.Condition()
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._size = 0
+        self._eof = False
+        self._error: str | None = None
+        self._abandoned = False
+
+    def feed(self, data: bytes) -> None:
+        with self._cond:
+            while self._size >= self.limit and not self._abandoned:
+                self._cond.wait()
+            if self._abandoned or not data:
+                return
+            self._chunks.append(bytes(data))
+            self._size += len(data)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def fail(self, reason: str) -> None:
+        with self._cond:
+            self._error = reason
+            self._cond.notify_all()
+
+    def abandon(self) -> None:
+        with self._cond:
+            self._abandoned = True
+            self._chunks.clear()
+            self._size = 0
+            self._cond.notify_all()
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = []
+            while chunk := self.read(CHUNK):
+                parts.append(chunk)
+            return b"".join(parts)
+        with self._cond:
+            while not self._chunks and not self._eof and self._error is None:
+                self._cond.wait()
+            if self._error is not None:
+                raise LayerError(f"layer download failed: {self._error}")
+            if not self._chunks:
+                return b""
+            head = self._chunks[0]
+            if len(head) <= n:
+                self._chunks.popleft()
+                data = head
+            else:
+                data, self._chunks[0] = head[:n], head[n:]
+            self._size -= len(data)
+            self._cond.notify_all()
+            return data
 
 
 class _Applier:
@@ -246,40 +360,48 @@ class _Applier:
         os.utime(path, ns=(int(member.mtime * 1e9),) * 2, follow_symlinks=False)
 
 
-def apply_layer(blob: Path, dest: Path, diff_id: str | None) -> LayerStats:
-    """Unpack ``blob`` into ``dest`` (created; must not exist) and check its uncompressed digest.
-
-    On any failure ``dest`` is removed and ``LayerError`` raised.
-    """
+def apply_stream(src: BinaryIO, dest: Path, diff_id: str | None, what: str = "layer") -> LayerStats:
+    """Unpack the layer read from ``src`` into ``dest`` (created; must not exist) and check its
+    uncompressed digest. On any failure ``dest`` is removed and ``LayerError`` raised."""
     dest.mkdir(mode=0o755)
     closers: list = []
     try:
-        raw, closers = _open_decompressed(blob)
+        raw, closers = _decompressed(src)
         reader = _HashingReader(raw)
         applier = _Applier(dest)
         with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as tf:
             applier.apply(tf)
         reader.drain()
         if diff_id and reader.digest != diff_id:
-            raise LayerError(f"layer {blob.name}: uncompressed content has digest {reader.digest}, "
+            raise LayerError(f"{what}: uncompressed content has digest {reader.digest}, "
                              f"the image config says {diff_id}", code="DIGEST_INVALID")
         return applier.stats
     except BaseException as e:
         shutil.rmtree(dest, ignore_errors=True)
         if isinstance(e, (tarfile.TarError, EOFError, gzip.BadGzipFile, OSError, ValueError)) \
                 and not isinstance(e, PullError):
-            raise LayerError(f"layer {blob.name}: {type(e).__name__}: {e}") from e
+            raise LayerError(f"{what}: {type(e).__name__}: {e}") from e
         raise
     finally:
         _close(closers)
 
 
-def unpack_to(layers_dir: Path, blob: Path, diff_id: str) -> tuple[Path, LayerStats]:
-    """Unpack into ``layers_dir/<diff_id hex>`` atomically (temporary dir, then rename)."""
+def apply_layer(blob: Path, dest: Path, diff_id: str | None) -> LayerStats:
+    """``apply_stream`` from a blob file."""
+    with blob.open("rb") as f:
+        return apply_stream(f, dest, diff_id, what=f"layer {blob.name}")
+
+
+def unpack_to(layers_dir: Path, src: Path | BinaryIO, diff_id: str) -> tuple[Path, LayerStats]:
+    """Unpack a blob file or stream into ``layers_dir/<diff_id hex>`` atomically (temporary dir,
+    then rename). If another unpack of the same layer won the rename, its directory stays."""
     final = layers_dir / diff_id.split(":", 1)[1]
     tmp = Path(tempfile.mkdtemp(dir=layers_dir, prefix="tmp-"))
     tmp.rmdir()
-    stats = apply_layer(blob, tmp, diff_id)
+    if isinstance(src, Path):
+        stats = apply_layer(src, tmp, diff_id)
+    else:
+        stats = apply_stream(src, tmp, diff_id, what=f"layer {diff_id}")
     try:
         os.rename(tmp, final)
     except OSError as e:
