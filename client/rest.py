@@ -137,6 +137,7 @@ class Client:
         self._ssl = ssl
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        self._watch_session: aiohttp.ClientSession | None = None
 
     # -- construction ----------------------------------------------------------------------
 
@@ -157,19 +158,29 @@ class Client:
 
         return await asyncio.to_thread(build)
 
+    def _new_session(self, limit: int) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit,
+                                         ssl=self._ssl if self._ssl is not None else True, keepalive_timeout=30)
+        return aiohttp.ClientSession(connector=connector, headers=self._headers, auth=self._auth)
+
     def _session_now(self) -> aiohttp.ClientSession:
+        """The pool for ordinary requests: at most ``pool_size`` connections."""
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size,
-                                             ssl=self._ssl if self._ssl is not None else True,
-                                             keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers, auth=self._auth,
-                                                  json_serialize=lambda o: orjson.dumps(o).decode())
+            self._session = self._new_session(self._pool_size)
         return self._session
 
+    def _watch_session_now(self) -> aiohttp.ClientSession:
+        """Watches hold their connection for minutes, so they get their own unbounded pool and
+        can never starve ordinary requests of connections."""
+        if self._watch_session is None or self._watch_session.closed:
+            self._watch_session = self._new_session(0)
+        return self._watch_session
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._watch_session):
+            if session is not None:
+                await session.close()
+        self._session = self._watch_session = None
 
     async def __aenter__(self) -> Client:
         return self
@@ -450,7 +461,7 @@ class Watch:
     async def _open(self) -> aiohttp.ClientResponse:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._client.timeout,
                                         sock_read=self._read_timeout)
-        resp = await self._client._session_now().get(self._client.server + self._path, params=self._params,
+        resp = await self._client._watch_session_now().get(self._client.server + self._path, params=self._params,
                                                      timeout=timeout)
         if resp.status >= 400:
             body = await resp.read()

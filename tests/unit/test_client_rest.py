@@ -270,3 +270,16 @@ async def test_watch_ends_quietly_when_the_server_goes_silent_past_the_timeout(f
         release.set()
     assert events == [("ADDED", {"metadata": {"name": "a", "resourceVersion": "7"}})]
     assert watch.resource_version == "7"
+
+
+async def test_open_watches_do_not_starve_ordinary_requests(fake):
+    async with Client(fake.url, pool_size=2) as client:
+        watches = [client.watch(PODS, resource_version=str(fake.current_rv)) for _ in range(4)]
+        pending = [asyncio.create_task(w.__anext__()) for w in watches]
+        await asyncio.sleep(0.1)
+        assert len(fake.watchers) == 4
+        fake.put(PODS, make_pod("a"))
+        assert (await asyncio.wait_for(client.get(PODS, "a"), 5))["metadata"]["name"] == "a"
+        await asyncio.wait_for(asyncio.gather(*pending), 5)
+        for w in watches:
+            await w.close()
