@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from api import errors
 from scheduler.framework import CycleState, Framework
 from scheduler.nodeinfo import NodeInfo, Snapshot
 from scheduler.profile import build_profile
@@ -156,3 +157,32 @@ def run_score(plugin: Any, pod: dict, infos: list[NodeInfo], all_infos: list[Nod
     if norm is not None:
         assert norm(state, pod, scores).ok
     return scores
+
+
+class FakeClient:
+    """Records bind and delete calls; ``fail`` makes them raise a typed API error."""
+
+    def __init__(self, fail: errors.StatusError | None = None):
+        self.binds: list[tuple[str, str, str]] = []
+        self.deletes: list[tuple[str, str, dict | None]] = []
+        self.fail = fail
+
+    async def bind(self, ns, name, node):
+        if self.fail:
+            raise self.fail
+        self.binds.append((ns, name, node))
+
+    async def delete(self, resource, name, namespace=None, *, preconditions=None, **kw):
+        self.deletes.append((namespace, name, preconditions))
+        return {}
+
+
+class Handle:
+    def __init__(self, client=None, priority_classes=None):
+        self.client = client or FakeClient()
+        self.snapshot = None
+        self.clock = None
+        self.classes = priority_classes or {}
+
+    def priority_class(self, name):
+        return self.classes.get(name)

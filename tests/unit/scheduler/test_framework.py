@@ -19,7 +19,7 @@ from scheduler.framework import (
 )
 from scheduler.nodeinfo import Snapshot
 from scheduler.profile import Profile, build_profile
-from tests.unit.scheduler.builders import framework, make_node, make_pod, node_info, taint
+from tests.unit.scheduler.builders import FakeClient, Handle, framework, make_node, make_pod, node_info, taint
 
 
 @pytest.mark.parametrize("percentage, nodes, want", [
@@ -152,35 +152,6 @@ def test_pre_filter_rejection_is_reported_once():
     feasible, statuses, _ = fw.find_feasible(CycleState(), make_pod(), snap)
     assert feasible == [] and statuses.pre_filter is not None and statuses.pre_filter.plugin == "Rejecting"
     assert fw.failure_message(make_pod(), statuses, 2) == "0/2 nodes are available: pod is not welcome."
-
-
-class FakeClient:
-    """Records bind and delete calls; ``fail`` makes them raise a typed API error."""
-
-    def __init__(self, fail: errors.StatusError | None = None):
-        self.binds: list[tuple[str, str, str]] = []
-        self.deletes: list[tuple[str, str, dict | None]] = []
-        self.fail = fail
-
-    async def bind(self, ns, name, node):
-        if self.fail:
-            raise self.fail
-        self.binds.append((ns, name, node))
-
-    async def delete(self, resource, name, namespace=None, *, preconditions=None, **kw):
-        self.deletes.append((namespace, name, preconditions))
-        return {}
-
-
-class Handle:
-    def __init__(self, client=None, priority_classes=None):
-        self.client = client or FakeClient()
-        self.snapshot = None
-        self.clock = None
-        self.classes = priority_classes or {}
-
-    def priority_class(self, name):
-        return self.classes.get(name)
 
 
 async def test_binding_cycle_order_and_default_binder():
