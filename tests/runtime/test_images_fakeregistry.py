@@ -212,3 +212,41 @@ async def test_unsafe_layer_entries_are_refused(tmp_path):
             assert not (tmp_path / "escaped").exists()
         finally:
             await store.close()
+
+
+async def test_docker_manifest_list_and_media_types(tmp_path):
+    """A Docker manifest list over Docker schema 2 manifests resolves like an OCI index."""
+    work = tmp_path / "work"
+    layout = oci.Layout(work / "layout")
+    tar = oci.layer_tar_from_dir(oci.build_busybox_rootfs(work / "rootfs"), work / "layer.tar")
+    layer, diff_id = layout.add_layer(tar)
+    layer.media_type = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    manifests = []
+    for arch in ("s390x" if oci.host_arch() != "s390x" else "amd64", oci.host_arch()):
+        cfg = layout.add_bytes(orjson.dumps({"architecture": arch, "os": "linux", "config": {"Cmd": ["sh"]},
+                                             "rootfs": {"type": "layers", "diff_ids": [diff_id]}}),
+                               "application/vnd.docker.container.image.v1+json")
+        body = orjson.dumps({"schemaVersion": 2,
+                             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                             "config": {"mediaType": cfg.media_type, "size": cfg.size, "digest": cfg.digest},
+                             "layers": [{"mediaType": layer.media_type, "size": layer.size, "digest": layer.digest}]})
+        m = layout.add_bytes(body, "application/vnd.docker.distribution.manifest.v2+json")
+        manifests.append((m, cfg, arch))
+    listing = layout.add_bytes(orjson.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [{"mediaType": m.media_type, "size": m.size, "digest": m.digest,
+                       "platform": {"architecture": arch, "os": "linux"}} for m, _, arch in manifests]}),
+        "application/vnd.docker.distribution.manifest.list.v2+json")
+    layout.tag(listing, "latest")
+    async with FakeRegistry({"docker": layout.root}) as reg:
+        store = ImageStore(tmp_path / "images")
+        try:
+            image = await store.pull(f"{reg.address}/docker")
+            mine_manifest, mine_cfg, _ = manifests[1]
+            assert image.id == mine_cfg.digest and image.manifest_digest == mine_manifest.digest
+            assert image.repo_digests == [f"{reg.address}/docker@{listing.digest}"]
+            assert image.config["architecture"] == oci.host_arch()
+            assert (image.layer_dirs[0] / "bin" / "busybox").exists()
+            assert store.get(f"{reg.address}/docker@{mine_manifest.digest}").id == image.id
+        finally:
+            await store.close()

@@ -297,3 +297,18 @@ async def test_pull_errors(registry, tmp_path):
         assert store.list() == [] and blob_files(tmp_path / "images") == set()
     finally:
         await store.close()
+
+
+async def test_pull_docker_schema2_from_registry(registry, busybox_layout, tmp_path):
+    layout, parts = busybox_layout
+    ref = f"{registry.address}/v2s2:latest"
+    await asyncio.to_thread(oci.skopeo_copy, f"oci:{layout}:latest", f"docker://{ref}", extra=["--format", "v2s2"])
+    store = ImageStore(tmp_path / "images")
+    try:
+        image = await store.pull(ref)
+        manifest = orjson.loads((tmp_path / "images" / "blobs" / "sha256" / image.manifest_digest[7:]).read_bytes())
+        assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+        assert image.diff_ids == parts.diff_ids
+        assert (image.layer_dirs[0] / "bin" / "busybox").exists()
+    finally:
+        await store.close()
