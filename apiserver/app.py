@@ -83,17 +83,12 @@ async def _lifecycle(app: web.Application, config: Config):
     # A daemon thread, so that a SIGTERM during a first-ever compile does not wait for it.
     threading.Thread(target=schema.warm, args=([(r.group, r.version, r.kind) for r in registry.RESOURCES],),
                      name="apiserver:warm", daemon=True).start()
-    compactor = None
     if config.compact_interval > 0:
-        compactor = asyncio.create_task(_compact_loop(backend, config), name="apiserver:compactor")
+        backend.start_compactor(config.compact_interval, config.compact_keep)
     log.info("apiserver ready", storage=config.storage_url.split("://")[0])
     try:
         yield
     finally:
-        if compactor:
-            compactor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await compactor
         await asyncio.gather(*(c.stop() for c in caches.values()))
         await backend.close()
 
@@ -130,17 +125,6 @@ async def _bootstrap(objects: ObjectStore) -> None:
         except NotFound:
             with contextlib.suppress(AlreadyExists):
                 await objects.create(r, None, obj, manager="navarch-apiserver")
-
-
-async def _compact_loop(backend: Backend, config: Config) -> None:
-    while True:
-        await asyncio.sleep(config.compact_interval)
-        try:
-            rev = await backend.current_revision()
-            if rev > config.compact_keep:
-                await backend.compact(rev - config.compact_keep)
-        except Exception:
-            log.exception("compaction failed")
 
 
 @web.middleware
