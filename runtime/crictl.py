@@ -490,7 +490,12 @@ async def stream_session(url: str, stdin: Any = None, tty: bool = False) -> int:
         async def send_stdin() -> None:
             loop = asyncio.get_running_loop()
             reader = asyncio.StreamReader()
-            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
+            try:
+                await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
+            except ValueError:
+                # A regular file cannot be watched by the loop: read it in a thread.
+                reader.feed_data(await asyncio.to_thread(stdin.buffer.read))
+                reader.feed_eof()
             while chunk := await reader.read(32768):
                 await ws.send_bytes(bytes([STDIN]) + chunk)
             if v5:
@@ -531,7 +536,8 @@ async def cmd_exec(c: Client, a: argparse.Namespace) -> int:
         raise CLIError("exec needs a command")
     if a.sync:
         r = await c.call(c.rt.ExecSync, pb.ExecSyncRequest(container_id=a.container, cmd=a.command,
-                                                          timeout=a.timeout), timeout=(a.timeout or 3600) + 10)
+                                                          timeout=a.exec_timeout),
+                         timeout=(a.exec_timeout or 3600) + c.timeout)
         sys.stdout.buffer.write(r.stdout)
         sys.stdout.buffer.flush()
         sys.stderr.buffer.write(r.stderr)
@@ -544,8 +550,8 @@ async def cmd_exec(c: Client, a: argparse.Namespace) -> int:
 
 async def cmd_stop(c: Client, a: argparse.Namespace) -> int:
     for ctr in a.containers:
-        await c.call(c.rt.StopContainer, pb.StopContainerRequest(container_id=ctr, timeout=a.timeout),
-                     timeout=a.timeout + c.timeout)
+        await c.call(c.rt.StopContainer, pb.StopContainerRequest(container_id=ctr, timeout=a.stop_timeout),
+                     timeout=a.stop_timeout + c.timeout)
         print(ctr)
     return 0
 
@@ -673,11 +679,11 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--interactive", "-i", action="store_true")
     sp.add_argument("--tty", "-t", action="store_true")
     sp.add_argument("--sync", "-s", action="store_true")
-    sp.add_argument("--timeout", dest="timeout", type=int, default=0)
+    sp.add_argument("--timeout", dest="exec_timeout", type=int, default=0)
     sp.add_argument("container")
     sp.add_argument("command", nargs=argparse.REMAINDER)
     sp = verb("stop", cmd_stop)
-    sp.add_argument("--timeout", "-t", dest="timeout", type=int, default=10)
+    sp.add_argument("--timeout", "-t", dest="stop_timeout", type=int, default=10)
     sp.add_argument("containers", nargs="+")
     sp = verb("rm", cmd_rm)
     sp.add_argument("containers", nargs="*")
@@ -694,11 +700,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def run(argv: list[str]) -> int:
-    # crictl puts per-verb --timeout after the verb; the global one must come first.
+    # The global --timeout comes before the verb; exec's and stop's own come after it.
     args = parser().parse_args(argv)
     endpoint = args.runtime_endpoint or os.environ.get("CONTAINER_RUNTIME_ENDPOINT") or DEFAULT_ENDPOINT
-    global_timeout = 30.0 if args.verb in ("exec", "stop") else args.timeout
-    client = Client(endpoint, global_timeout)
+    client = Client(endpoint, args.timeout)
     try:
         return await args.fn(client, args)
     finally:

@@ -141,9 +141,7 @@ class HollowDriver:
         await asyncio.to_thread(shutil.rmtree, spec.state_dir, True)
 
     async def container_state(self, spec: ContainerSpec) -> ContainerRunState:
-        data = self._containers.get(spec.id)
-        if data is None:
-            return ContainerRunState(state="UNKNOWN")
+        data = self._get(spec)
         return ContainerRunState(state=data["state"], pid=0, exit_code=data["exit_code"],
                                  reason=data["reason"], started_at=data["started_at"],
                                  finished_at=data["finished_at"])

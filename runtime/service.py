@@ -17,6 +17,7 @@ container succeeds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import secrets
 import time
@@ -407,16 +408,18 @@ class Runtime:
         record = self.find_container(id_)
         async with self._lock(record["id"]):
             spec = self.container_spec(record)
-            state = await self.driver.container_state(spec)
+            state = await self.container_state(record)
             if state.state != "CREATED":
                 raise precondition(f"container {record['id']} is {state.state}, not CREATED")
             await self.driver.start_container(spec)
 
     async def _stop_container_locked(self, record: dict, timeout: int) -> None:
         spec = self.container_spec(record)
-        state = await self.driver.container_state(spec)
+        state = await self.container_state(record)
         if state.state in ("RUNNING", "UNKNOWN"):
-            await self.driver.stop_container(spec, timeout)
+            # UNKNOWN includes a container the driver never finished creating: nothing to stop then.
+            with contextlib.suppress(d.NotFoundError):
+                await self.driver.stop_container(spec, timeout)
 
     async def stop_container(self, id_: str, timeout: int) -> None:
         record = self.find_container(id_)
@@ -425,10 +428,9 @@ class Runtime:
 
     async def _remove_container_locked(self, record: dict) -> None:
         spec = self.container_spec(record)
-        state = await self.driver.container_state(spec)
-        if state.state in ("RUNNING", "UNKNOWN"):
-            await self.driver.stop_container(spec, 0)
-        await self.driver.remove_container(spec)
+        await self._stop_container_locked(record, 0)
+        with contextlib.suppress(d.NotFoundError):
+            await self.driver.remove_container(spec)
         self.containers.pop(record["id"], None)
         await self.store.delete("containers", record["id"])
 
@@ -445,7 +447,11 @@ class Runtime:
         self._locks.pop(record["id"], None)
 
     async def container_state(self, record: dict) -> d.ContainerRunState:
-        return await self.driver.container_state(self.container_spec(record))
+        """What the driver observes; UNKNOWN when it has no such container (a creation cut short)."""
+        try:
+            return await self.driver.container_state(self.container_spec(record))
+        except d.NotFoundError:
+            return d.ContainerRunState(state="UNKNOWN")
 
     async def update_resources(self, id_: str, linux: pb.LinuxContainerResources) -> None:
         record = self.find_container(id_)

@@ -175,19 +175,27 @@ class StreamingServer:
                     close_stdin()
             close_stdin()
 
-        client = asyncio.create_task(read_client(), name="streaming-client")
-        try:
+        async def relay() -> None:
             await asyncio.gather(pump(session.stdout, STDOUT, params.get("stdout", True)),
                                  pump(session.stderr, STDERR, params.get("stderr", True)))
             code = await exit_code_of(session.wait)
             if report_exit:
                 await send(ERROR, status_success() if code == 0 else status_exit(code))
+
+        client = asyncio.create_task(read_client(), name="streaming-client")
+        output = asyncio.create_task(relay(), name="streaming-output")
+        try:
+            # Ends when the process is done, or when the client goes away (then output is dropped).
+            await asyncio.wait([client, output], return_when=asyncio.FIRST_COMPLETED)
+            if output.done():
+                output.result()
         except (ConnectionError, RuntimeError) as e:
             log.info("streaming session ended early", error=str(e))
         finally:
-            client.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await client
+            for task in (client, output):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             close_stdin()
             await ws.close()
 

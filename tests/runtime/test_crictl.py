@@ -30,6 +30,7 @@ def crictl(endpoint: str | None, *args: str, check: bool = True, env: dict | Non
     argv = [sys.executable, "-c", "import sys, runtime.crictl as c; sys.exit(c.main(sys.argv[1:]))"]
     if endpoint:
         argv += ["--runtime-endpoint", endpoint]
+    argv += ["--timeout", "120"]     # a loaded test machine can be slow; this bounds hangs only
     proc = subprocess.run(argv + list(args), cwd=REPO, capture_output=True, timeout=120,
                           env={**os.environ, **(env or {})}, input=stdin)
     if check and proc.returncode != 0:

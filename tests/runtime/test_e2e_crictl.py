@@ -88,3 +88,32 @@ async def test_pod_fetches_from_httpd_pod_by_ip(env, busybox_image, tmp_path):
         assert out(await run("rmp", pod)).strip() == f"Removed sandbox {pod}"
     assert out(await run("pods", "-q")).split() == []
     assert out(await run("ps", "-a", "-q")).split() == []
+
+
+async def test_crictl_exec_with_stdin_and_logs(env, busybox_image, tmp_path):
+    env.start()
+    ep = env.proc.endpoint
+
+    def run(*args: str, check: bool = True, stdin: bytes | None = None):
+        return asyncio.to_thread(crictl, ep, *args, check=check, stdin=stdin)
+
+    await run("pull", busybox_image)
+    pod_cfg = pod_config(tmp_path, "talker")
+    pod = out(await run("runp", pod_cfg)).strip()
+    ctr = out(await run("create", pod, container_config(
+        tmp_path, "talker", busybox_image, ["sh", "-c", "echo first; echo second >&2; exec sleep 1000"]),
+        pod_cfg)).strip()
+    await run("start", ctr)
+    echoed = await run("exec", "-i", ctr, "sh", "-c", "tr a-z A-Z", stdin=b"shout this\n")
+    assert out(echoed) == "SHOUT THIS\n"
+    for _ in range(50):
+        logs = await run("logs", ctr)
+        if logs.stderr:
+            break
+        await asyncio.sleep(0.2)
+    assert (out(logs), logs.stderr) == ("first\n", b"second\n")
+    await run("stop", "-t", "0", ctr)
+    # -f returns once the container has exited; --tail counts lines of both streams.
+    tailed = await run("logs", "-f", "--tail", "1", ctr)
+    assert (out(tailed), tailed.stderr) == ("", b"second\n")
+    await run("rmp", "-f", pod)

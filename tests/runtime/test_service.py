@@ -552,3 +552,34 @@ async def test_many_concurrent_pods(cri):
     assert len((await cri.rt.ListContainers(pb.ListContainersRequest(filter=running))).containers) == 30
     await asyncio.gather(*(cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=s)) for s in sids))
     assert not (await cri.rt.ListPodSandbox(pb.ListPodSandboxRequest())).items
+
+
+async def test_container_whose_creation_was_cut_short(tmp_path):
+    """A record without driver state (the daemon died inside CreateContainer) lists as UNKNOWN and
+    can be removed, alone or with its sandbox."""
+    root = tmp_path / "root"
+    rp = start_runtime(root)
+    try:
+        cri = Clients(rp.socket)
+        sid = await run_pod(cri)
+        cids = [await create(cri, sid, name=f"c{i}") for i in range(2)]
+        await cri.close()
+    finally:
+        rp.stop(signal.SIGKILL)
+    for cid in cids:
+        for p in sorted((root / "containers" / cid).rglob("*"), reverse=True):
+            p.unlink() if p.is_file() else p.rmdir()
+        (root / "containers" / cid).rmdir()
+
+    rp = start_runtime(root)
+    try:
+        cri = Clients(rp.socket)
+        listed = (await cri.rt.ListContainers(pb.ListContainersRequest())).containers
+        assert sorted((c.id, c.state) for c in listed) == sorted((c, pb.CONTAINER_UNKNOWN) for c in cids)
+        await cri.rt.StopContainer(pb.StopContainerRequest(container_id=cids[0]))
+        await cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cids[0]))
+        await cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+        assert not (await cri.rt.ListContainers(pb.ListContainersRequest())).containers
+        await cri.close()
+    finally:
+        rp.stop(signal.SIGKILL)

@@ -289,3 +289,45 @@ async def test_no_leaks_after_stop_and_remove(env, cri, busybox_image, tmp_path)
     assert not any(cid in str(p) for p in (env.root / "runc").rglob("*") for cid in cids)
     assert list((env.root / "meta" / "containers").iterdir()) == []
     assert list((env.root / "meta" / "sandboxes").iterdir()) == []
+
+
+async def test_port_forward_and_attach(cri, busybox_image, tmp_path):
+    sid = await run_pod(cri, tmp_path, name="pf")
+    serve = "mkdir -p /www && echo pf-page > /www/index.html && exec httpd -f -p 8080 -h /www"
+    await run_container(cri, sid, busybox_image, ["sh", "-c", serve], name="web")
+    ticker = await run_container(cri, sid, busybox_image,
+                                 ["sh", "-c", "while true; do echo tick; sleep 0.2; done"], name="ticker")
+
+    async def fetch_once() -> tuple[bytes, bytes]:
+        url = (await cri.rt.PortForward(pb.PortForwardRequest(pod_sandbox_id=sid, port=[8080]))).url
+        data, errors = b"", b""
+        async with aiohttp.ClientSession() as s, s.ws_connect(url, protocols=("v4.channel.k8s.io",)) as ws:
+            opening = [await ws.receive(timeout=30) for _ in range(2)]
+            assert sorted(m.data for m in opening) == [b"\x00\x90\x1f", b"\x01\x90\x1f"]   # 8080 LE
+            await ws.send_bytes(b"\x00GET / HTTP/1.0\r\n\r\n")
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.BINARY and msg.data[0] == 0:
+                    data += msg.data[1:]
+                elif msg.type == aiohttp.WSMsgType.BINARY and msg.data[0] == 1:
+                    errors += msg.data[1:]
+                    break
+        return data, errors
+
+    # httpd may not listen yet: a refused dial arrives on the error channel; try again (bounded).
+    for _ in range(50):
+        data, errors = await fetch_once()
+        if data:
+            break
+        await asyncio.sleep(0.2)
+    assert data.startswith(b"HTTP/1.") and data.endswith(b"pf-page\n"), (data, errors)
+
+    url = (await cri.rt.Attach(pb.AttachRequest(container_id=ticker, stdout=True, stderr=True))).url
+    async with aiohttp.ClientSession() as s, s.ws_connect(url, protocols=("v5.channel.k8s.io",)) as ws:
+        seen = b""
+        while b"tick\ntick\n" not in seen:
+            msg = await ws.receive(timeout=30)
+            assert msg.type == aiohttp.WSMsgType.BINARY
+            if msg.data[0] == 1:
+                seen += msg.data[1:]
+    # Leaving the attach session leaves the container running.
+    assert (await status(cri, ticker)).state == pb.CONTAINER_RUNNING
