@@ -32,6 +32,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import structlog
 
 from runtime.driver import ImageInfo
 from runtime.images import archive, reference
@@ -45,6 +46,8 @@ from runtime.images.registry import (
 )
 from runtime.images.store import ContentStore, check_digest
 from runtime.images.unpack import LayerStats, Pipe, tree_stats, unpack_to
+
+log = structlog.get_logger(component="runtime.images")
 
 STATE_FILE = "images.json"
 LOCK_FILE = "lock"
@@ -353,6 +356,7 @@ class ImageStore:
         await self._ready()
         client = RegistryClient(self._http(), r, auth, self.insecure_registries, on_blob_get=self._count_blob)
         pins = _Pins(self._pins)
+        started = time.monotonic()
         try:
             top = await self._top_manifest(client, r, pins)
             manifest = await self._platform_manifest(client, top, pins)
@@ -361,8 +365,11 @@ class ImageStore:
             rec["repo_tags"] = [tag] if tag else []
             rec["repo_digests"] = [reference.with_digest(r.name, top.digest)]
             stored = await self._update(lambda state: self._merge(state, rec))
+            log.info("image pulled", image=str(r), id=stored["id"], size=stored["size"],
+                     seconds=round(time.monotonic() - started, 3))
             return self._image(stored)
-        except BaseException:
+        except BaseException as e:
+            log.warning("image pull failed", image=str(r), error=str(e) or type(e).__name__)
             await self._abandon(pins)
             raise
         finally:
@@ -615,6 +622,7 @@ class ImageStore:
         if removed is None:
             raise ImageNotFound(f"image {ref_or_id!r} not found")
         await self._collect(_record_blobs(removed) | _record_layers(removed))
+        log.info("image removed", id=image_id, tags=removed["repo_tags"])
 
     async def import_archive(self, path: Path | str, name: str | None = None) -> list[Image]:
         """Import an OCI layout (directory or tar) or a docker-archive tar; returns its images.
