@@ -11,6 +11,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -101,11 +102,23 @@ class FakeClock:
 
     async def step(self) -> bool:
         """Advance exactly to the next timer, if any; True if one fired."""
+        await self.settle()
         deadline = self.next_deadline()
         if deadline is None:
-            await self.settle()
             return False
         await self.advance(deadline - self._mono)
+        return True
+
+    async def run_until(self, predicate: Callable[[], bool], limit: float = 3600.0) -> bool:
+        """Fire timers in order until ``predicate()`` holds or ``limit`` virtual seconds pass;
+        returns whether it holds. For driving code whose exact timer schedule a test need not know."""
+        end = self._mono + limit
+        await self.settle()
+        while not predicate():
+            deadline = self.next_deadline()
+            if deadline is None or deadline > end:
+                return predicate()
+            await self.advance(deadline - self._mono)
         return True
 
     def _drop_dead(self) -> None:
