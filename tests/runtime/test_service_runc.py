@@ -331,3 +331,62 @@ async def test_port_forward_and_attach(cri, busybox_image, tmp_path):
                 seen += msg.data[1:]
     # Leaving the attach session leaves the container running.
     assert (await status(cri, ticker)).state == pb.CONTAINER_RUNNING
+
+
+async def test_oom_kill_and_cgroup_limits(cri, busybox_image, tmp_path):
+    sid = await run_pod(cri, tmp_path)
+    hog = await run_container(cri, sid, busybox_image, ["sh", "-c", "head -c 64m /dev/zero | tail"],
+                              name="hog", memory=16 << 20)
+    st = await wait_state(cri, hog)
+    assert st.reason == "OOMKilled" and st.exit_code != 0
+
+    cfg = make_container(name="limited", image=busybox_image, command=["sleep", "1000"], log_path="limited.log")
+    r = cfg.linux.resources
+    r.memory_limit_in_bytes, r.cpu_quota, r.cpu_period, r.cpu_shares = 48 << 20, 50000, 100000, 512
+    r.unified["pids.max"] = "64"
+    cid = (await cri.rt.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=sid, config=cfg))).container_id
+    await cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+
+    async def read(path: str) -> str:
+        out = await cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["cat", path], timeout=30))
+        assert out.exit_code == 0, out.stderr
+        return out.stdout.decode().strip()
+
+    assert await read("/sys/fs/cgroup/memory/memory.limit_in_bytes") == str(48 << 20)
+    assert await read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") == "50000"
+    assert await read("/sys/fs/cgroup/cpu/cpu.shares") == "512"
+    assert await read("/sys/fs/cgroup/pids/pids.max") == "64"
+    await cri.rt.UpdateContainerResources(pb.UpdateContainerResourcesRequest(
+        container_id=cid, linux=pb.LinuxContainerResources(memory_limit_in_bytes=64 << 20)))
+    assert await read("/sys/fs/cgroup/memory/memory.limit_in_bytes") == str(64 << 20)
+    assert (await status(cri, cid)).resources.linux.memory_limit_in_bytes == 64 << 20
+    stats = (await cri.rt.ContainerStats(pb.ContainerStatsRequest(container_id=cid))).stats
+    assert stats.memory.working_set_bytes.value > 0
+
+
+async def test_pull_of_a_tampered_blob_fails_and_keeps_nothing(env, cri, registry, tmp_path):
+    from tests.fixtures import oci
+
+    marker = uuid.uuid4().hex
+    work = tmp_path / "tampered"
+    extra_src = work / "extra"
+    (extra_src / "data").mkdir(parents=True)
+    (extra_src / "data" / "marker").write_text(marker * 100)
+    extra = oci.layer_tar_from_dir(extra_src, work / "extra.tar")
+    parts = await asyncio.to_thread(oci.write_busybox_layout, work / "layout", work, extra_layers=[extra])
+    ref = await asyncio.to_thread(oci.push_layout, work / "layout", "latest", registry.address, f"tampered-{marker}")
+    digest = parts.layers[-1].digest.split(":", 1)[1]
+    data = registry.root / "docker" / "registry" / "v2" / "blobs" / "sha256" / digest[:2] / digest / "data"
+    blob = bytearray(data.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    data.write_bytes(bytes(blob))
+
+    images_before = {i.id for i in (await cri.im.ListImages(pb.ListImagesRequest())).images}
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await cri.im.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image=ref)), timeout=300)
+    assert info.value.code() != grpc.StatusCode.OK and "digest" in info.value.details().lower()
+    assert {i.id for i in (await cri.im.ListImages(pb.ListImagesRequest())).images} == images_before
+    st = await cri.im.ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(image=ref)))
+    assert not st.HasField("image")
+    leftovers = [p for p in (env.root / "images").rglob("*") if digest in p.name or parts.config.digest[7:] in p.name]
+    assert leftovers == []
