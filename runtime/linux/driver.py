@@ -276,7 +276,11 @@ class RuncDriver:
             c = self._record(spec, meta)
             if await asyncio.to_thread(self._was_started, state):
                 raise DriverError(f"container {spec.id} was already started")
-            started_at = time.time_ns()     # before the shim runs it: a short process may exit at once
+            # Written before the shim runs the container: a short process may have exited (and
+            # its status.json be there) by the time the shim replies.
+            started_at = time.time_ns()
+            await asyncio.to_thread(_write_json, state / "started.json",
+                                    {"started_at": started_at, "pid": 0, "shim_pid": 0})
             proc = await self._take_shim()
             proc.stdin.write(str(state).encode() + b"\n")   # type: ignore[union-attr]
             proc.stdin.close()                                # type: ignore[union-attr]
@@ -390,24 +394,27 @@ class RuncDriver:
             return
         c = self._record(spec, meta)
 
-        def files() -> tuple[dict | None, bool, bool, str]:
+        def files() -> tuple[dict | None, bool, bool]:
             started = _read_json(spec.state_dir / "started.json")
             done = (spec.state_dir / "status.json").exists() or (spec.state_dir / "start_error.json").exists()
-            cmdline = ""
+            ours = False
             if started:
+                # The pid is our shim if it runs shim.py with its working directory in this state dir.
+                pid = started["shim_pid"]
                 try:
-                    cmdline = Path(f"/proc/{started['shim_pid']}/cmdline").read_bytes().decode(errors="replace")
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                    ours = SHIM in cmdline and os.readlink(f"/proc/{pid}/cwd") == os.path.realpath(spec.state_dir)
                 except OSError:
                     pass
-            return started, done, bool(started), cmdline
+            return started, done, ours
 
-        started, done, _, cmdline = await asyncio.to_thread(files)
+        started, done, ours = await asyncio.to_thread(files)
         if done:
             c.exited.set()
             return
         if not started:
             return
-        if SHIM in cmdline and str(spec.state_dir) in cmdline:
+        if ours:
             c.shim_pid = started["shim_pid"]
             self._watch(c)
         else:

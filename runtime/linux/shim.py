@@ -179,6 +179,10 @@ def main(state_dir: str) -> int:
         readers = {out_r: "stdout", err_r: "stderr"}
         child_io = (in_r, out_w, err_w)
     argv.append(cid)
+    # Listening before the container runs: a client may attach as soon as it is reported running.
+    attach = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    attach.bind("\0navarch-attach-" + cid)
+    attach.listen(8)
     proc = subprocess.Popen(argv, stdin=child_io[0], stdout=child_io[1], stderr=child_io[2],
                             close_fds=True)
     rc = proc.wait()
@@ -214,10 +218,10 @@ def main(state_dir: str) -> int:
     os.dup2(devnull, 0)
     os.dup2(shim_log, 1)
     os.dup2(shim_log, 2)
-    return serve(cfg, pid, readers, stdin_w)
+    return serve(cfg, pid, readers, stdin_w, attach)
 
 
-def serve(cfg: dict, pid: int, readers: dict[int, str], stdin_w: int) -> int:
+def serve(cfg: dict, pid: int, readers: dict[int, str], stdin_w: int, attach: socket.socket) -> int:
     log = CRILog(cfg.get("log_path") or "")
     sel = selectors.DefaultSelector()
     wake_r, wake_w = socket.socketpair()
@@ -230,9 +234,6 @@ def serve(cfg: dict, pid: int, readers: dict[int, str], stdin_w: int) -> int:
     for fd in readers:
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ, "output")
-    attach = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    attach.bind("\0navarch-attach-" + cfg["id"])
-    attach.listen(8)
     attach.setblocking(False)
     sel.register(attach, selectors.EVENT_READ, "attach")
     clients: list[socket.socket] = []
