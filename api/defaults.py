@@ -42,11 +42,22 @@ _VOLUME_SOURCES = (
 
 
 def _d(parent: dict, key: str) -> dict:
-    """``parent[key]`` as a dict, created when missing or null."""
+    """``parent[key]`` as a dict, created when missing or null. A value of another type is left
+    for schema validation to report: defaults then go to a throwaway dict."""
     v = parent.get(key)
-    if not isinstance(v, dict):
+    if v is None:
         v = parent[key] = {}
+    elif not isinstance(v, dict):
+        return {}
     return v
+
+
+def _dict(v: Any) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _l(v: Any) -> list:
+    return v if isinstance(v, list) else []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,12 +129,12 @@ def _default_container(c: Any) -> None:
     if not c.get("terminationMessagePolicy"):
         c["terminationMessagePolicy"] = "File"
     resources = c.get("resources")
-    if not isinstance(resources, dict):
+    if resources is None:
         c["resources"] = {}
-    else:
+    elif isinstance(resources, dict):
         canonicalize_resource_list(resources.get("limits"))
         canonicalize_resource_list(resources.get("requests"))
-    for port in c.get("ports") or ():
+    for port in _l(c.get("ports")):
         if isinstance(port, dict) and not port.get("protocol"):
             port["protocol"] = "TCP"
     for key in ("livenessProbe", "readinessProbe", "startupProbe"):
@@ -133,7 +144,7 @@ def _default_container(c: Any) -> None:
         for hook in (lifecycle.get("postStart"), lifecycle.get("preStop")):
             if isinstance(hook, dict):
                 _default_http_get(hook.get("httpGet"))
-    for env in c.get("env") or ():
+    for env in _l(c.get("env")):
         if isinstance(env, dict):
             _default_field_refs(env.get("valueFrom"))
 
@@ -152,11 +163,11 @@ def _default_volume(v: Any) -> None:
         host_path["type"] = ""
     downward = v.get("downwardAPI")
     if isinstance(downward, dict):
-        for item in downward.get("items") or ():
+        for item in _l(downward.get("items")):
             _default_field_refs(item)
     projected = v.get("projected")
     if isinstance(projected, dict):
-        for src in projected.get("sources") or ():
+        for src in _l(projected.get("sources")):
             if not isinstance(src, dict):
                 continue
             token = src.get("serviceAccountToken")
@@ -164,7 +175,7 @@ def _default_volume(v: Any) -> None:
                 token["expirationSeconds"] = 3600
             down = src.get("downwardAPI")
             if isinstance(down, dict):
-                for item in down.get("items") or ():
+                for item in _l(down.get("items")):
                     _default_field_refs(item)
     ephemeral = v.get("ephemeral")
     if isinstance(ephemeral, dict):
@@ -179,7 +190,7 @@ def default_pod_spec(spec: dict) -> None:
         spec["dnsPolicy"] = "ClusterFirst"
     if not spec.get("restartPolicy"):
         spec["restartPolicy"] = "Always"
-    if not isinstance(spec.get("securityContext"), dict):
+    if spec.get("securityContext") is None:
         spec["securityContext"] = {}
     if spec.get("terminationGracePeriodSeconds") is None:
         spec["terminationGracePeriodSeconds"] = DEFAULT_TERMINATION_GRACE
@@ -191,9 +202,9 @@ def default_pod_spec(spec: dict) -> None:
     if spec.get("serviceAccountName"):
         spec["serviceAccount"] = spec["serviceAccountName"]
     for key in ("initContainers", "containers", "ephemeralContainers"):
-        for c in spec.get(key) or ():
+        for c in _l(spec.get(key)):
             _default_container(c)
-    for v in spec.get("volumes") or ():
+    for v in _l(spec.get("volumes")):
         _default_volume(v)
 
 
@@ -203,7 +214,7 @@ def _default_template(template: Any) -> None:
 
 
 def _requests_from_limits(containers: Any) -> None:
-    for c in containers or ():
+    for c in _l(containers):
         if not isinstance(c, dict):
             continue
         resources = c.get("resources")
@@ -218,8 +229,8 @@ def _requests_from_limits(containers: Any) -> None:
 
 
 def _host_network_ports(containers: Any) -> None:
-    for c in containers or ():
-        for port in (c.get("ports") or ()) if isinstance(c, dict) else ():
+    for c in _l(containers):
+        for port in _l(c.get("ports")) if isinstance(c, dict) else ():
             if isinstance(port, dict) and not port.get("hostPort"):
                 port["hostPort"] = port.get("containerPort")
 
@@ -230,19 +241,21 @@ def pod_qos_class(pod: dict) -> str:
     Sums over init and regular containers: Guaranteed needs every container to limit both cpu and
     memory with requests equal to limits; no cpu/memory request or limit anywhere is BestEffort.
     """
-    spec = pod.get("spec") or {}
+    spec = _dict(pod.get("spec"))
     requests: dict[str, Any] = {}
     limits: dict[str, Any] = {}
     guaranteed = True
-    for c in list(spec.get("initContainers") or ()) + list(spec.get("containers") or ()):
-        res = c.get("resources") or {}
-        for name, q in (res.get("requests") or {}).items():
+    for c in _l(spec.get("initContainers")) + _l(spec.get("containers")):
+        if not isinstance(c, dict):
+            continue
+        res = _dict(c.get("resources"))
+        for name, q in _dict(res.get("requests")).items():
             if name in ("cpu", "memory"):
                 v = _q(q)
                 if v > 0:
                     requests[name] = requests.get(name, 0) + v
         found = set()
-        for name, q in (res.get("limits") or {}).items():
+        for name, q in _dict(res.get("limits")).items():
             if name in ("cpu", "memory"):
                 v = _q(q)
                 if v > 0:
@@ -401,7 +414,7 @@ def default_statefulset(obj: dict, *, create: bool = True) -> None:
         spec["replicas"] = 1
     if spec.get("revisionHistoryLimit") is None:
         spec["revisionHistoryLimit"] = 10
-    for pvc in spec.get("volumeClaimTemplates") or ():
+    for pvc in _l(spec.get("volumeClaimTemplates")):
         if isinstance(pvc, dict):
             pvc.setdefault("apiVersion", "v1")
             pvc.setdefault("kind", "PersistentVolumeClaim")
@@ -431,8 +444,8 @@ def default_job(obj: dict, *, create: bool = True) -> None:
         spec["suspend"] = False
     pfp = spec.get("podFailurePolicy")
     if isinstance(pfp, dict):
-        for rule in pfp.get("rules") or ():
-            for pattern in (rule.get("onPodConditions") or ()) if isinstance(rule, dict) else ():
+        for rule in _l(pfp.get("rules")):
+            for pattern in _l(rule.get("onPodConditions")) if isinstance(rule, dict) else ():
                 if isinstance(pattern, dict) and not pattern.get("status"):
                     pattern["status"] = "True"
     if not spec.get("podReplacementPolicy"):
@@ -443,8 +456,7 @@ def default_job(obj: dict, *, create: bool = True) -> None:
 
 def _copy_template_labels(job: dict) -> None:
     """A Job without labels shows its pod template's labels, as Kubernetes' defaulting does."""
-    template_labels = ((job.get("spec") or {}).get("template") or {}).get("metadata", {}) or {}
-    template_labels = template_labels.get("labels")
+    template_labels = _dict(_dict(_dict(_dict(job.get("spec")).get("template")).get("metadata")).get("labels"))
     md = _d(job, "metadata")
     if template_labels and not md.get("labels"):
         md["labels"] = dict(template_labels)
@@ -460,7 +472,7 @@ def job_selector_defaults(job: dict) -> None:
     spec = _d(job, "spec")
     if spec.get("manualSelector"):
         return
-    md = job.get("metadata") or {}
+    md = _dict(job.get("metadata"))
     uid, name = md.get("uid", ""), md.get("name", "")
     template_md = _d(_d(spec, "template"), "metadata")
     labels = _d(template_md, "labels")
@@ -507,7 +519,7 @@ def default_service(obj: dict, *, create: bool = True) -> None:
             client_ip["timeoutSeconds"] = CLIENT_IP_AFFINITY_SECONDS
     if not spec.get("type"):
         spec["type"] = "ClusterIP"
-    for port in spec.get("ports") or ():
+    for port in _l(spec.get("ports")):
         if not isinstance(port, dict):
             continue
         if not port.get("protocol"):
@@ -529,10 +541,10 @@ def default_service(obj: dict, *, create: bool = True) -> None:
     if spec["type"] == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is None:
         spec["allocateLoadBalancerNodePorts"] = True
     status = _d(obj, "status")
-    if not isinstance(status.get("loadBalancer"), dict):
+    if status.get("loadBalancer") is None:
         status["loadBalancer"] = {}
-    if spec["type"] == "LoadBalancer":
-        for ingress in status["loadBalancer"].get("ingress") or ():
+    if spec.get("type") == "LoadBalancer":
+        for ingress in _l(_dict(status.get("loadBalancer")).get("ingress")):
             if isinstance(ingress, dict) and ingress.get("ip") and not ingress.get("ipMode"):
                 ingress["ipMode"] = "VIP"
 
@@ -574,14 +586,14 @@ def default_node(obj: dict, *, create: bool = True) -> None:
 
 
 def default_endpoints(obj: dict, *, create: bool = True) -> None:
-    for subset in obj.get("subsets") or ():
-        for port in (subset.get("ports") or ()) if isinstance(subset, dict) else ():
+    for subset in _l(obj.get("subsets")):
+        for port in _l(subset.get("ports")) if isinstance(subset, dict) else ():
             if isinstance(port, dict) and not port.get("protocol"):
                 port["protocol"] = "TCP"
 
 
 def default_endpointslice(obj: dict, *, create: bool = True) -> None:
-    for port in obj.get("ports") or ():
+    for port in _l(obj.get("ports")):
         if not isinstance(port, dict):
             continue
         if port.get("name") is None:
@@ -619,6 +631,7 @@ def apply_defaults(obj: dict, *, create: bool = True) -> None:
     ``create=False`` (updates) skips what only a create does: the pod admission defaults and the
     reset of a new pod's or namespace's status and namespace finalizers.
     """
-    fn = _BY_KIND.get(obj.get("kind", ""))
+    kind = obj.get("kind")
+    fn = _BY_KIND.get(kind) if isinstance(kind, str) else None
     if fn is not None:
         fn(obj, create=create)

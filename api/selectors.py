@@ -84,8 +84,9 @@ def _qualified_name_errors(value: str) -> tuple[str, ...]:
 
 
 def qualified_name_errors(value: str) -> list[str]:
-    """Why ``value`` is not a label key (``[prefix/]name``); empty when it is one."""
-    return list(_qualified_name_errors(value))
+    """Why ``value`` is not a label key (``[prefix/]name``); empty when it is one (or not text,
+    which schema validation reports)."""
+    return list(_qualified_name_errors(value)) if isinstance(value, str) else []
 
 
 @lru_cache(maxsize=4096)
@@ -99,8 +100,8 @@ def _label_value_errors(value: str) -> tuple[str, ...]:
 
 
 def label_value_errors(value: str) -> list[str]:
-    """Why ``value`` is not a label value; empty when it is one."""
-    return list(_label_value_errors(value))
+    """Why ``value`` is not a label value; empty when it is one (or not text)."""
+    return list(_label_value_errors(value)) if isinstance(value, str) else []
 
 
 def go_quote(s: str) -> str:

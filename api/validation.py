@@ -15,6 +15,7 @@ import binascii
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache, wraps
 from typing import Any
 
 import orjson
@@ -47,6 +48,16 @@ MAX_INT32 = 2147483647
 # Names
 
 
+def _text_rule(fn: Callable[[str], tuple[str, ...]]) -> Callable[[Any], tuple[str, ...]]:
+    """A cached name rule that passes over non-strings (a wrong type is the schema's to report)."""
+    cached = lru_cache(maxsize=4096)(fn)
+
+    @wraps(fn)
+    def check(value: Any) -> tuple[str, ...]:
+        return cached(value) if isinstance(value, str) else ()
+    return check
+
+
 DNS1123_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
                      "'-', and must start and end with an alphanumeric character")
 DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
@@ -62,36 +73,39 @@ _CONFIG_KEY_RE = re.compile(f"^{_CONFIG_KEY_FMT}$")
 _PERCENT_RE = re.compile(r"^[0-9]+%$")
 
 
-def dns1123_label_errors(value: str) -> list[str]:
+@_text_rule
+def dns1123_label_errors(value: str) -> tuple[str, ...]:
     errs = []
     if len(value) > 63:
         errs.append(max_len_error(63))
     if not _DNS1123_LABEL_RE.match(value):
         errs.append(regex_error(DNS1123_LABEL_MSG, DNS1123_LABEL_FMT, "my-name", "123-abc"))
-    return errs
+    return tuple(errs)
 
 
-def dns1123_subdomain_errors(value: str) -> list[str]:
+@_text_rule
+def dns1123_subdomain_errors(value: str) -> tuple[str, ...]:
     errs = []
     if len(value) > 253:
         errs.append(max_len_error(253))
     if not _DNS1123_SUBDOMAIN_RE.match(value):
         errs.append(regex_error(DNS1123_SUBDOMAIN_MSG, DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errs
+    return tuple(errs)
 
 
-def dns1035_label_errors(value: str) -> list[str]:
+@_text_rule
+def dns1035_label_errors(value: str) -> tuple[str, ...]:
     errs = []
     if len(value) > 63:
         errs.append(max_len_error(63))
     if not _DNS1035_LABEL_RE.match(value):
         errs.append(regex_error(DNS1035_LABEL_MSG, DNS1035_LABEL_FMT, "my-name", "abc-123"))
-    return errs
+    return tuple(errs)
 
 
-def _as_prefix(fn: Callable[[str], list[str]]) -> Callable[[str, bool], list[str]]:
+def _as_prefix(fn: Callable[[str], tuple[str, ...]]) -> Callable[[str, bool], tuple[str, ...]]:
     """A name rule that, for generateName prefixes, tolerates a trailing '-'."""
-    def check(value: str, prefix: bool = False) -> list[str]:
+    def check(value: str, prefix: bool = False) -> tuple[str, ...]:
         if prefix and value.endswith("-"):
             value = value[:-1] + "a"
         return fn(value)
@@ -103,14 +117,15 @@ name_is_dns_label = _as_prefix(dns1123_label_errors)
 name_is_dns1035_label = _as_prefix(dns1035_label_errors)
 
 # How each kind's metadata.name is checked (DNS-1123 subdomain when not listed).
-NAME_RULES: dict[str, Callable[[str, bool], list[str]]] = {
+NAME_RULES: dict[str, Callable[[str, bool], tuple[str, ...]]] = {
     "Namespace": name_is_dns_label,
     "Service": name_is_dns1035_label,
     "StatefulSet": name_is_dns_label,  # pods are named after it, with an ordinal suffix
 }
 
 
-def port_name_errors(port: str) -> list[str]:
+@_text_rule
+def port_name_errors(port: str) -> tuple[str, ...]:
     errs = []
     if len(port) > 15:
         errs.append(max_len_error(15))
@@ -122,10 +137,11 @@ def port_name_errors(port: str) -> list[str]:
         errs.append("must not contain consecutive hyphens")
     if port and (port[0] == "-" or port[-1] == "-"):
         errs.append("must not begin or end with a hyphen")
-    return errs
+    return tuple(errs)
 
 
-def config_key_errors(key: str) -> list[str]:
+@_text_rule
+def config_key_errors(key: str) -> tuple[str, ...]:
     errs = []
     if len(key) > 253:
         errs.append(max_len_error(253))
@@ -138,11 +154,24 @@ def config_key_errors(key: str) -> list[str]:
         errs.append("must not be '..'")
     elif key.startswith(".."):
         errs.append("must not start with '..'")
-    return errs
+    return tuple(errs)
 
 
 def _range_error(lo: int, hi: int) -> str:
     return f"must be between {lo} and {hi}, inclusive"
+
+
+def _dict(v: Any) -> dict:
+    """``v`` when it is a dict, else an empty one: wrong shapes are the schema's to report."""
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v: Any) -> list:
+    return v if isinstance(v, list) else []
+
+
+def _str(v: Any) -> str:
+    return v if isinstance(v, str) else ""
 
 
 def _is_int(v: Any) -> bool:
@@ -303,14 +332,14 @@ def validate_object_meta(resource: ResourceInfo, obj: dict, errs: Errors) -> Non
         errs.forbidden("metadata.namespace", "not allowed on this type")
     validate_labels(md.get("labels"), "metadata.labels", errs)
     validate_annotations(md.get("annotations"), "metadata.annotations", errs)
-    for f in md.get("finalizers") or ():
+    for f in _list(md.get("finalizers")):
         if isinstance(f, str):
             errs.each("metadata.finalizers", f, qualified_name_errors(f))
     _validate_owner_references(md.get("ownerReferences"), "metadata.ownerReferences", errs)
 
 
 def validate_object_meta_update(new: dict, old: dict, errs: Errors) -> None:
-    nmd, omd = new.get("metadata") or {}, old.get("metadata") or {}
+    nmd, omd = _dict(new.get("metadata")), _dict(old.get("metadata"))
     for f in ("name", "namespace", "uid", "creationTimestamp"):
         if nmd.get(f) != omd.get(f):
             errs.invalid(f"metadata.{f}", nmd.get(f), IMMUTABLE)
@@ -326,11 +355,11 @@ def validate_label_selector(sel: Any, path: str, errs: Errors) -> None:
     if not isinstance(sel, dict):
         return
     validate_labels(sel.get("matchLabels"), f"{path}.matchLabels", errs)
-    for i, expr in enumerate(sel.get("matchExpressions") or ()):
+    for i, expr in enumerate(_list(sel.get("matchExpressions"))):
         if not isinstance(expr, dict):
             continue
         p = f"{path}.matchExpressions[{i}]"
-        op, values = expr.get("operator"), expr.get("values") or []
+        op, values = expr.get("operator"), _list(expr.get("values"))
         if op in ("In", "NotIn"):
             if not values:
                 errs.required(f"{p}.values", "must be specified when `operator` is 'In' or 'NotIn'")
@@ -382,7 +411,7 @@ def _validate_port_num_or_name(v: Any, path: str, errs: Errors) -> None:
 
 def _validate_container_ports(ports: Any, path: str, errs: Errors) -> None:
     names: set[str] = set()
-    for i, port in enumerate(ports or ()):
+    for i, port in enumerate(_list(ports)):
         if not isinstance(port, dict):
             continue
         p = f"{path}[{i}]"
@@ -440,7 +469,7 @@ def validate_resources(res: Any, path: str, errs: Errors) -> None:
         return
     parsed: dict[str, dict[str, Any]] = {"limits": {}, "requests": {}}
     for part in ("limits", "requests"):
-        for name, q in (res.get(part) or {}).items():
+        for name, q in _dict(res.get(part)).items():
             p = _key(f"{path}.{part}", name)
             _validate_resource_name(name, p, errs)
             try:
@@ -453,7 +482,7 @@ def validate_resources(res: Any, path: str, errs: Errors) -> None:
             elif not _overcommit_allowed(name) and not name.startswith("hugepages-") and v.denominator != 1:
                 errs.invalid(p, quantity.canonical(q), "must be an integer")
             parsed[part][name] = (v, quantity.canonical(q))
-    named = set(res.get("limits") or ()) | set(res.get("requests") or ())
+    named = set(_dict(res.get("limits"))) | set(_dict(res.get("requests")))
     if any(n.startswith("hugepages-") for n in named) and not named & {"cpu", "memory"}:
         errs.forbidden(path, "HugePages require cpu or memory")
     limits = parsed["limits"]
@@ -500,7 +529,7 @@ def _validate_probe(probe: Any, path: str, errs: Errors, *, must_succeed_once: b
 
 
 def _validate_env(env: Any, path: str, errs: Errors) -> None:
-    for i, var in enumerate(env or ()):
+    for i, var in enumerate(_list(env)):
         if not isinstance(var, dict):
             continue
         p = f"{path}[{i}]"
@@ -532,7 +561,7 @@ def _validate_container(c: dict, path: str, volumes: set[str], errs: Errors, *,
     image = c.get("image")
     if not image:
         errs.required(f"{path}.image")
-    elif not template and image != image.strip():
+    elif not template and isinstance(image, str) and image != image.strip():
         errs.invalid(f"{path}.image", image, "must not have leading or trailing whitespace")
     policy = c.get("imagePullPolicy")
     if not policy:
@@ -564,7 +593,7 @@ def _validate_container(c: dict, path: str, volumes: set[str], errs: Errors, *,
         _validate_probe(c.get("readinessProbe"), f"{path}.readinessProbe", errs, must_succeed_once=False)
         _validate_probe(c.get("startupProbe"), f"{path}.startupProbe", errs, must_succeed_once=True)
     mount_paths: set[str] = set()
-    for i, m in enumerate(c.get("volumeMounts") or ()):
+    for i, m in enumerate(_list(c.get("volumeMounts"))):
         if not isinstance(m, dict):
             continue
         p = f"{path}.volumeMounts[{i}]"
@@ -604,7 +633,7 @@ _VOLUME_SOURCES = (
 
 def _validate_volumes(volumes: Any, path: str, errs: Errors) -> set[str]:
     names: set[str] = set()
-    for i, v in enumerate(volumes or ()):
+    for i, v in enumerate(_list(volumes)):
         if not isinstance(v, dict):
             continue
         p = f"{path}[{i}]"
@@ -649,7 +678,7 @@ def _go_toleration(t: dict) -> str:
 
 
 def _validate_tolerations(tolerations: Any, path: str, errs: Errors) -> None:
-    for i, t in enumerate(tolerations or ()):
+    for i, t in enumerate(_list(tolerations)):
         if not isinstance(t, dict):
             continue
         p = f"{path}[{i}]"
@@ -685,10 +714,10 @@ def _validate_affinity(affinity: Any, path: str, errs: Errors) -> None:
         if not isinstance(a, dict):
             continue
         p = f"{path}.{kind}"
-        for i, term in enumerate(a.get("requiredDuringSchedulingIgnoredDuringExecution") or ()):
+        for i, term in enumerate(_list(a.get("requiredDuringSchedulingIgnoredDuringExecution"))):
             tp = f"{p}.requiredDuringSchedulingIgnoredDuringExecution[{i}]"
             _validate_affinity_term(term, tp, errs)
-        for i, w in enumerate(a.get("preferredDuringSchedulingIgnoredDuringExecution") or ()):
+        for i, w in enumerate(_list(a.get("preferredDuringSchedulingIgnoredDuringExecution"))):
             wp = f"{p}.preferredDuringSchedulingIgnoredDuringExecution[{i}]"
             if isinstance(w, dict):
                 weight = w.get("weight")
@@ -709,7 +738,7 @@ def _validate_affinity_term(term: Any, path: str, errs: Errors) -> None:
 
 
 def _check_host_ports(c: dict, path: str, used: set[str], errs: Errors) -> None:
-    for j, port in enumerate(c.get("ports") or ()):
+    for j, port in enumerate(_list(c.get("ports"))):
         if not isinstance(port, dict) or not port.get("hostPort"):
             continue
         key = f"{port.get('protocol') or ''}/{port.get('hostIP') or ''}/{port['hostPort']}"
@@ -724,14 +753,14 @@ def validate_pod_spec(spec: Any, path: str, errs: Errors, *, template: bool = Fa
         errs.required(path)
         return
     volumes = _validate_volumes(spec.get("volumes"), f"{path}.volumes", errs)
-    containers = spec.get("containers") or []
+    containers = _list(spec.get("containers"))
     if not containers:
         errs.required(f"{path}.containers")
     # Regular containers first: an init container reusing one of their names is the duplicate.
     seen: set[str] = set()
     for key, init in (("containers", False), ("initContainers", True)):
         host_ports: set[str] = set()
-        for i, c in enumerate(spec.get(key) or ()):
+        for i, c in enumerate(_list(spec.get(key))):
             if not isinstance(c, dict):
                 continue
             p = f"{path}.{key}[{i}]"
@@ -740,9 +769,10 @@ def validate_pod_spec(spec: Any, path: str, errs: Errors, *, template: bool = Fa
                 errs.required(f"{p}.name")
             else:
                 errs.each(f"{p}.name", name, dns1123_label_errors(name))
-                if name in seen:
-                    errs.duplicate(f"{p}.name", name)
-                seen.add(name)
+                if isinstance(name, str):
+                    if name in seen:
+                        errs.duplicate(f"{p}.name", name)
+                    seen.add(name)
             _validate_container(c, p, volumes, errs, init=init, template=template)
             if init:  # init containers run one at a time: conflicts only within one
                 host_ports = set()
@@ -775,7 +805,7 @@ def validate_pod_spec(spec: Any, path: str, errs: Errors, *, template: bool = Fa
         errs.invalid(f"{path}.activeDeadlineSeconds", ads, _range_error(1, MAX_INT32))
     _validate_tolerations(spec.get("tolerations"), f"{path}.tolerations", errs)
     _validate_affinity(spec.get("affinity"), f"{path}.affinity", errs)
-    for i, tsc in enumerate(spec.get("topologySpreadConstraints") or ()):
+    for i, tsc in enumerate(_list(spec.get("topologySpreadConstraints"))):
         if not isinstance(tsc, dict):
             continue
         p = f"{path}.topologySpreadConstraints[{i}]"
@@ -788,7 +818,7 @@ def validate_pod_spec(spec: Any, path: str, errs: Errors, *, template: bool = Fa
         if wus not in ("DoNotSchedule", "ScheduleAnyway"):
             errs.not_supported(f"{p}.whenUnsatisfiable", wus, ("DoNotSchedule", "ScheduleAnyway"))
         validate_label_selector(tsc.get("labelSelector"), f"{p}.labelSelector", errs)
-    gates = [g.get("name") or "" for g in spec.get("schedulingGates") or () if isinstance(g, dict)]
+    gates = [g.get("name") or "" for g in _list(spec.get("schedulingGates")) if isinstance(g, dict)]
     for i, g in enumerate(gates):
         errs.each(f"{path}.schedulingGates[{i}]", g, qualified_name_errors(g))
         if g in gates[:i]:
@@ -796,7 +826,7 @@ def validate_pod_spec(spec: Any, path: str, errs: Errors, *, template: bool = Fa
     if spec.get("hostNetwork"):
         # Pods must repeat the container port as host port; templates may leave it for defaulting.
         for i, c in enumerate(containers):
-            for j, port in enumerate((c.get("ports") or ()) if isinstance(c, dict) else ()):
+            for j, port in enumerate((_list(c.get("ports"))) if isinstance(c, dict) else ()):
                 if not isinstance(port, dict):
                     continue
                 hp, cp = port.get("hostPort") or 0, port.get("containerPort")
@@ -809,12 +839,12 @@ def validate_pod_spec(spec: Any, path: str, errs: Errors, *, template: bool = Fa
     pp = spec.get("preemptionPolicy")
     if pp is not None and pp not in ("PreemptLowerPriority", "Never"):
         errs.not_supported(f"{path}.preemptionPolicy", pp, ("PreemptLowerPriority", "Never"))
-    for i, alias in enumerate(spec.get("hostAliases") or ()):
+    for i, alias in enumerate(_list(spec.get("hostAliases"))):
         if not isinstance(alias, dict):
             continue
         if not _is_ip(alias.get("ip")):
             errs.invalid(f"{path}.hostAliases[{i}].ip", alias.get("ip"), _IP_MESSAGE)
-        for j, host in enumerate(alias.get("hostnames") or ()):
+        for j, host in enumerate(_list(alias.get("hostnames"))):
             errs.each(f"{path}.hostAliases[{i}].hostnames[{j}]", host, dns1123_subdomain_errors(host))
 
 
@@ -822,7 +852,7 @@ def _validate_pod_template(template: Any, path: str, errs: Errors) -> None:
     if not isinstance(template, dict):
         errs.required(path)
         return
-    md = template.get("metadata") or {}
+    md = _dict(template.get("metadata"))
     # Kubernetes names a template's labels and annotations without "metadata".
     validate_labels(md.get("labels"), f"{path}.labels", errs)
     validate_annotations(md.get("annotations"), f"{path}.annotations", errs)
@@ -852,10 +882,20 @@ def _diff(old: Any, new: Any, path: str, out: list[str]) -> None:
         out.append(f"- {path}: {orjson.dumps(old).decode()}\n+ {path}: {orjson.dumps(new).decode()}")
 
 
+def _with_image_of(c: Any, old: Any) -> Any:
+    """Container ``c`` with ``old``'s image (the one field a pod update may change)."""
+    if not isinstance(c, dict) or not isinstance(old, dict):
+        return c
+    c = {k: v for k, v in c.items() if k != "image"}
+    if "image" in old:
+        c["image"] = old["image"]
+    return c
+
+
 def _validate_pod_update(new: dict, old: dict, errs: Errors) -> None:
-    nspec, ospec = new.get("spec") or {}, old.get("spec") or {}
+    nspec, ospec = _dict(new.get("spec")), _dict(old.get("spec"))
     for key in ("containers", "initContainers"):
-        if len(nspec.get(key) or ()) != len(ospec.get(key) or ()):
+        if len(_list(nspec.get(key))) != len(_list(ospec.get(key))):
             errs.forbidden(f"spec.{key}", "pod updates may not add or remove containers")
             return
     nads, oads = nspec.get("activeDeadlineSeconds"), ospec.get("activeDeadlineSeconds")
@@ -869,8 +909,8 @@ def _validate_pod_update(new: dict, old: dict, errs: Errors) -> None:
     elif oads is not None:
         errs.invalid("spec.activeDeadlineSeconds", None, "must not update from a positive integer to nil "
                      "value")
-    new_tols = [t for t in nspec.get("tolerations") or () if isinstance(t, dict)]
-    for t in ospec.get("tolerations") or ():
+    new_tols = [t for t in _list(nspec.get("tolerations")) if isinstance(t, dict)]
+    for t in _list(ospec.get("tolerations")):
         if not isinstance(t, dict):
             continue
         base = {k: v for k, v in t.items() if k != "tolerationSeconds"}
@@ -878,8 +918,8 @@ def _validate_pod_update(new: dict, old: dict, errs: Errors) -> None:
             errs.forbidden("spec.tolerations", "existing toleration can not be modified except its "
                            "tolerationSeconds")
             break
-    old_gates = {g.get("name") for g in ospec.get("schedulingGates") or () if isinstance(g, dict)}
-    for g in nspec.get("schedulingGates") or ():
+    old_gates = {g.get("name") for g in _list(ospec.get("schedulingGates")) if isinstance(g, dict)}
+    for g in _list(nspec.get("schedulingGates")):
         if isinstance(g, dict) and g.get("name") not in old_gates:
             errs.forbidden("spec.schedulingGates", "only deletion is allowed, but found new scheduling gate "
                            f"'{g.get('name')}'")
@@ -888,9 +928,8 @@ def _validate_pod_update(new: dict, old: dict, errs: Errors) -> None:
     munged = dict(nspec)
     for key in ("containers", "initContainers"):
         if key in munged:
-            munged[key] = [dict(c, image=o.get("image")) if "image" in o else
-                           {k: v for k, v in c.items() if k != "image"}
-                           for c, o in zip(munged[key], ospec.get(key) or (), strict=True)]
+            munged[key] = [_with_image_of(c, o) for c, o in zip(_list(munged[key]), _list(ospec.get(key)),
+                                                                 strict=False)]
     for key in ("activeDeadlineSeconds", "schedulingGates", "tolerations"):
         munged.pop(key, None)
         if key in ospec:
@@ -900,7 +939,7 @@ def _validate_pod_update(new: dict, old: dict, errs: Errors) -> None:
         munged["terminationGracePeriodSeconds"] = ogp
     if old_gates:
         # A gated pod may gain node selector entries (not lose or change them).
-        nsel, osel = munged.get("nodeSelector") or {}, ospec.get("nodeSelector") or {}
+        nsel, osel = _dict(munged.get("nodeSelector")), _dict(ospec.get("nodeSelector"))
         if all(nsel.get(k) == v for k, v in osel.items()):
             munged.pop("nodeSelector", None)
             if "nodeSelector" in ospec:
@@ -958,8 +997,8 @@ def _validate_selector_and_template(spec: dict, errs: Errors, kind_word: str, *,
     if not isinstance(template, dict):
         errs.required("spec.template")
         return
-    md = template.get("metadata") or {}
-    labels = md.get("labels") or {}
+    md = _dict(template.get("metadata"))
+    labels = _dict(md.get("labels"))
     if isinstance(sel, dict) and not _selector_is_empty(sel) and not _selector_matches(sel, labels):
         errs.invalid("spec.template.metadata.labels", labels, "`selector` does not match template `labels`")
     if full_template:
@@ -967,7 +1006,7 @@ def _validate_selector_and_template(spec: dict, errs: Errors, kind_word: str, *,
     else:
         validate_labels(md.get("labels"), "spec.template.labels", errs)
         validate_annotations(md.get("annotations"), "spec.template.annotations", errs)
-    pod_spec = template.get("spec") or {}
+    pod_spec = _dict(template.get("spec"))
     policy = pod_spec.get("restartPolicy")
     if policy != "Always" and (policy or not full_template):
         errs.not_supported("spec.template.spec.restartPolicy", policy or "", ("Always",))
@@ -976,11 +1015,11 @@ def _validate_selector_and_template(spec: dict, errs: Errors, kind_word: str, *,
 
 
 def _validate_deployment(obj: dict, errs: Errors) -> None:
-    spec = obj.get("spec") or {}
+    spec = _dict(obj.get("spec"))
     errs.nonnegative("spec.replicas", spec.get("replicas"))
     _validate_selector_and_template(spec, errs, "deployment",
                                     deadline_forbidden="activeDeadlineSeconds in ReplicaSet is not Supported")
-    strategy = spec.get("strategy") or {}
+    strategy = _dict(spec.get("strategy"))
     stype = strategy.get("type")
     ru = strategy.get("rollingUpdate")
     if stype == "Recreate":
@@ -1009,7 +1048,7 @@ def _validate_deployment(obj: dict, errs: Errors) -> None:
 
 
 def _validate_replicaset(obj: dict, errs: Errors) -> None:
-    spec = obj.get("spec") or {}
+    spec = _dict(obj.get("spec"))
     errs.nonnegative("spec.replicas", spec.get("replicas"))
     errs.nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
     # Kubernetes reuses the Deployment wording for ReplicaSets' empty selector.
@@ -1018,11 +1057,11 @@ def _validate_replicaset(obj: dict, errs: Errors) -> None:
 
 
 def _validate_daemonset(obj: dict, errs: Errors) -> None:
-    spec = obj.get("spec") or {}
+    spec = _dict(obj.get("spec"))
     _validate_selector_and_template(spec, errs, "daemonset",
                                     deadline_forbidden="activeDeadlineSeconds in DaemonSet is not Supported")
     errs.nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
-    strategy = spec.get("updateStrategy") or {}
+    strategy = _dict(spec.get("updateStrategy"))
     stype = strategy.get("type")
     ru = strategy.get("rollingUpdate")
     if stype == "RollingUpdate":
@@ -1046,13 +1085,13 @@ def _validate_daemonset(obj: dict, errs: Errors) -> None:
 
 
 def _validate_statefulset(obj: dict, errs: Errors) -> None:
-    spec = obj.get("spec") or {}
+    spec = _dict(obj.get("spec"))
     pmp = spec.get("podManagementPolicy")
     if not pmp:
         errs.required("spec.podManagementPolicy")
     elif pmp not in ("OrderedReady", "Parallel"):
         errs.invalid("spec.podManagementPolicy", pmp, "must be 'OrderedReady' or 'Parallel'")
-    strategy = spec.get("updateStrategy") or {}
+    strategy = _dict(spec.get("updateStrategy"))
     stype = strategy.get("type")
     ru = strategy.get("rollingUpdate")
     if not stype:
@@ -1066,13 +1105,13 @@ def _validate_statefulset(obj: dict, errs: Errors) -> None:
     else:
         errs.invalid("spec.updateStrategy", strategy, "must be 'RollingUpdate' or 'OnDelete'",
                      shown=_go_strategy("StatefulSetUpdateStrategy", "RollingUpdateStatefulSetStrategy", strategy))
-    policy = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+    policy = _dict(spec.get("persistentVolumeClaimRetentionPolicy"))
     for f in ("whenDeleted", "whenScaled"):
         if policy.get(f) not in (None, "Retain", "Delete"):
             errs.not_supported(f"spec.persistentVolumeClaimRetentionPolicy.{f}", policy[f], ("Retain", "Delete"))
     errs.nonnegative("spec.replicas", spec.get("replicas"))
     errs.nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
-    errs.nonnegative("spec.ordinals.start", (spec.get("ordinals") or {}).get("start"))
+    errs.nonnegative("spec.ordinals.start", (_dict(spec.get("ordinals"))).get("start"))
     service = spec.get("serviceName")
     if service:
         errs.each("spec.serviceName", service, dns1123_label_errors(service))
@@ -1101,7 +1140,7 @@ def _validate_job_spec(spec: dict, prefix: str, errs: Errors, *, selector_requir
             errs.required(f"{prefix}.selector")
     else:
         validate_label_selector(sel, f"{prefix}.selector", errs)
-        labels = ((template or {}).get("metadata") or {}).get("labels") or {}
+        labels = _dict(_dict(_dict(template).get("metadata")).get("labels"))
         if isinstance(sel, dict) and not _selector_matches(sel, labels):
             errs.invalid(f"{prefix}.template.metadata.labels", labels,
                          "`selector` does not match template `labels`")
@@ -1109,7 +1148,7 @@ def _validate_job_spec(spec: dict, prefix: str, errs: Errors, *, selector_requir
         errs.required(f"{prefix}.template")
         return
     _validate_pod_template(template, f"{prefix}.template", errs)
-    policy = (template.get("spec") or {}).get("restartPolicy")
+    policy = (_dict(template.get("spec"))).get("restartPolicy")
     if policy not in ("OnFailure", "Never"):
         errs.not_supported(f"{prefix}.template.spec.restartPolicy", policy, ("OnFailure", "Never"))
 
@@ -1118,9 +1157,9 @@ _CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
 
 
 def _validate_job(obj: dict, errs: Errors) -> None:
-    spec = obj.get("spec") or {}
+    spec = _dict(obj.get("spec"))
     _validate_job_spec(spec, "spec", errs, selector_required=True)
-    md = obj.get("metadata") or {}
+    md = _dict(obj.get("metadata"))
     uid, name = md.get("uid"), md.get("name") or ""
     sel = spec.get("selector")
     if not spec.get("manualSelector") and uid and isinstance(sel, dict):
@@ -1199,13 +1238,15 @@ def _cron_range_error(expr: str, lo: int, hi: int, names: tuple[str, ...] | None
 
 
 def _validate_cronjob(obj: dict, errs: Errors) -> None:
-    name = (obj.get("metadata") or {}).get("name") or ""
+    name = _str(_dict(obj.get("metadata")).get("name"))
     if len(name) > 52:
         errs.invalid("metadata.name", name, "must be no more than 52 characters")
-    spec = obj.get("spec") or {}
+    spec = _dict(obj.get("spec"))
     schedule = spec.get("schedule")
     if not schedule:
         errs.required("spec.schedule")
+    elif not isinstance(schedule, str):
+        pass  # the schema reports the type
     elif "TZ" in schedule:
         errs.invalid("spec.schedule", schedule, "cannot use TZ or CRON_TZ in schedule, use timeZone field "
                      "instead")
@@ -1227,10 +1268,10 @@ def _validate_cronjob(obj: dict, errs: Errors) -> None:
     if not isinstance(job_template, dict):
         errs.required("spec.jobTemplate")
         return
-    jmd = job_template.get("metadata") or {}
+    jmd = _dict(job_template.get("metadata"))
     validate_labels(jmd.get("labels"), "spec.jobTemplate.metadata.labels", errs)
     validate_annotations(jmd.get("annotations"), "spec.jobTemplate.metadata.annotations", errs)
-    jspec = job_template.get("spec") or {}
+    jspec = _dict(job_template.get("spec"))
     _validate_job_spec(jspec, "spec.jobTemplate.spec", errs, selector_required=False)
     if jspec.get("selector") is not None:
         errs.invalid("spec.jobTemplate.spec.selector", jspec["selector"], "`selector` will be auto-generated",
@@ -1255,12 +1296,12 @@ def _is_ip(v: Any) -> bool:
 
 
 def _validate_service(obj: dict, errs: Errors) -> None:
-    spec = obj.get("spec") or {}
+    spec = _dict(obj.get("spec"))
     stype = spec.get("type")
     if stype not in SERVICE_TYPES:
         errs.not_supported("spec.type", stype, SERVICE_TYPES)
     headless = spec.get("clusterIP") == "None"
-    ports = spec.get("ports") or []
+    ports = _list(spec.get("ports"))
     if not ports and not headless and stype != "ExternalName":
         errs.required("spec.ports")
     if stype == "ExternalName":
@@ -1305,7 +1346,7 @@ def _validate_service(obj: dict, errs: Errors) -> None:
             errs.not_supported(f"{p}.protocol", proto, PROTOCOLS)
         if stype == "LoadBalancer" and number == 10250:
             errs.invalid(p, number, "may not expose port 10250 externally since it is used by kubelet")
-        key = (number, proto)
+        key = (str(number), str(proto))
         if key in keys:
             errs.append(Cause(DUPLICATE, f"Duplicate value: core.ServicePort{{Name:\"\", Protocol:{go_quote(str(proto))}, "
                               f"AppProtocol:(*string)(nil), Port:{number}, TargetPort:intstr.IntOrString{{Type:0, "
@@ -1328,7 +1369,7 @@ def _validate_service(obj: dict, errs: Errors) -> None:
     elif affinity not in ("ClientIP", "None"):
         errs.not_supported("spec.sessionAffinity", affinity, ("ClientIP", "None"))
     elif affinity == "ClientIP":
-        timeout = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
+        timeout = _dict(_dict(spec.get("sessionAffinityConfig")).get("clientIP")).get("timeoutSeconds")
         if _is_int(timeout) and not 0 < timeout <= 86400:
             errs.invalid("spec.sessionAffinityConfig.clientIP.timeoutSeconds", timeout,
                          "must be greater than 0 and less than 86400")
@@ -1340,7 +1381,7 @@ def _validate_service(obj: dict, errs: Errors) -> None:
     if spec.get("externalTrafficPolicy") and not externally:
         errs.invalid("spec.externalTrafficPolicy", spec["externalTrafficPolicy"],
                      "may only be set for externally-accessible services")
-    for i, ip in enumerate(spec.get("externalIPs") or ()):
+    for i, ip in enumerate(_list(spec.get("externalIPs"))):
         if not _is_ip(ip):
             errs.invalid(f"spec.externalIPs[{i}]", ip, _IP_MESSAGE)
     for f, valid in (("externalTrafficPolicy", ("Cluster", "Local")),
@@ -1349,13 +1390,13 @@ def _validate_service(obj: dict, errs: Errors) -> None:
         v = spec.get(f)
         if v is not None and v not in valid:
             errs.not_supported(f"spec.{f}", v, valid)
-    for i, fam in enumerate(spec.get("ipFamilies") or ()):
+    for i, fam in enumerate(_list(spec.get("ipFamilies"))):
         if fam not in ("IPv4", "IPv6"):
             errs.not_supported(f"spec.ipFamilies[{i}]", fam, ("IPv4", "IPv6"))
 
 
 def _validate_service_update(new: dict, old: dict, errs: Errors) -> None:
-    nspec, ospec = new.get("spec") or {}, old.get("spec") or {}
+    nspec, ospec = _dict(new.get("spec")), _dict(old.get("spec"))
     if "ExternalName" in (nspec.get("type"), ospec.get("type")):
         return
     old_ips = ospec.get("clusterIPs") or ([ospec["clusterIP"]] if ospec.get("clusterIP") else [])
@@ -1367,8 +1408,8 @@ def _validate_service_update(new: dict, old: dict, errs: Errors) -> None:
 
 
 def _validate_data_keys(obj: dict, errs: Errors, *, binary_key: str, limit_path: str) -> None:
-    data = obj.get("data") or {}
-    other = obj.get(binary_key) or {}
+    data = _dict(obj.get("data"))
+    other = _dict(obj.get(binary_key))
     total = 0
     # Secret data and ConfigMap binaryData are base64: count the bytes they stand for.
     data_b64, other_b64 = binary_key == "stringData", binary_key == "binaryData"
@@ -1408,7 +1449,7 @@ _SECRET_REQUIRED_KEYS = {
 
 def _validate_secret(obj: dict, errs: Errors) -> None:
     _validate_data_keys(obj, errs, binary_key="stringData", limit_path="data")
-    data = obj.get("data") or {}
+    data = _dict(obj.get("data"))
     for key, value in data.items():
         if isinstance(value, str):
             try:
@@ -1416,15 +1457,15 @@ def _validate_secret(obj: dict, errs: Errors) -> None:
             except (binascii.Error, ValueError):
                 errs.invalid(_key("data", key), "<secret contents redacted>",
                              "must be base64-encoded", shown='"<secret contents redacted>"')
-    stype = obj.get("type") or "Opaque"
-    present = set(data) | set(obj.get("stringData") or {})
+    stype = _str(obj.get("type")) or "Opaque"
+    present = set(data) | set(_dict(obj.get("stringData")))
     for key in _SECRET_REQUIRED_KEYS.get(stype, ()):
         if key not in present:
             errs.required(_key("data", key))
     if stype == "kubernetes.io/basic-auth" and not ({"username", "password"} & present):
         errs.required(_key("data", "username"))
     if stype == "kubernetes.io/service-account-token":
-        anns = (obj.get("metadata") or {}).get("annotations") or {}
+        anns = _dict(_dict(obj.get("metadata")).get("annotations"))
         if not anns.get("kubernetes.io/service-account.name"):
             errs.required(_key("metadata.annotations", "kubernetes.io/service-account.name"))
 
@@ -1434,14 +1475,14 @@ def _validate_immutable_data(new: dict, old: dict, errs: Errors, binary_key: str
         return
     if not new.get("immutable"):
         errs.forbidden("immutable", "field is immutable when `immutable` is set")
-    if (new.get("data") or {}) != (old.get("data") or {}):
+    if (_dict(new.get("data"))) != (_dict(old.get("data"))):
         errs.forbidden("data", "field is immutable when `immutable` is set")
-    if (new.get(binary_key) or {}) != (old.get(binary_key) or {}):
+    if _dict(new.get(binary_key)) != _dict(old.get(binary_key)):
         errs.forbidden(binary_key, "field is immutable when `immutable` is set")
 
 
 def _validate_namespace(obj: dict, errs: Errors) -> None:
-    for i, f in enumerate((obj.get("spec") or {}).get("finalizers") or ()):
+    for i, f in enumerate(_list(_dict(obj.get("spec")).get("finalizers"))):
         if isinstance(f, str):
             msgs = qualified_name_errors(f)
             if msgs:
@@ -1452,9 +1493,9 @@ def _validate_namespace(obj: dict, errs: Errors) -> None:
 
 
 def _validate_node(obj: dict, errs: Errors) -> None:
-    spec = obj.get("spec") or {}
+    spec = _dict(obj.get("spec"))
     seen: set[tuple[Any, Any]] = set()
-    for i, taint in enumerate(spec.get("taints") or ()):
+    for i, taint in enumerate(_list(spec.get("taints"))):
         if not isinstance(taint, dict):
             continue
         p = f"spec.taints[{i}]"
@@ -1472,7 +1513,7 @@ def _validate_node(obj: dict, errs: Errors) -> None:
             errs.duplicate(p, f"{key}:{effect}")
         seen.add((key, effect))
     for f in ("capacity", "allocatable"):
-        for name, q in ((obj.get("status") or {}).get(f) or {}).items():
+        for name, q in _dict(_dict(obj.get("status")).get(f)).items():
             if not quantity.is_valid(q):
                 errs.invalid(_key(f"status.{f}", name), q, quantity.FORMAT_MESSAGE)
 
@@ -1482,7 +1523,7 @@ def _validate_event(obj: dict, errs: Errors) -> None:
     if not isinstance(involved, dict):
         errs.required("involvedObject")
         return
-    ns = (obj.get("metadata") or {}).get("namespace")
+    ns = (_dict(obj.get("metadata"))).get("namespace")
     ins = involved.get("namespace")
     if ins and ns and ins != ns:
         errs.invalid("involvedObject.namespace", ins, "does not match event.namespace")
@@ -1492,7 +1533,7 @@ def _validate_event(obj: dict, errs: Errors) -> None:
 
 
 def _validate_lease(obj: dict, errs: Errors) -> None:
-    spec = obj.get("spec") or {}
+    spec = _dict(obj.get("spec"))
     duration = spec.get("leaseDurationSeconds")
     if _is_int(duration) and duration <= 0:
         errs.invalid("spec.leaseDurationSeconds", duration, "must be greater than 0")
@@ -1500,16 +1541,16 @@ def _validate_lease(obj: dict, errs: Errors) -> None:
 
 
 def _validate_endpoints(obj: dict, errs: Errors) -> None:
-    for i, subset in enumerate(obj.get("subsets") or ()):
+    for i, subset in enumerate(_list(obj.get("subsets"))):
         if not isinstance(subset, dict):
             continue
         p = f"subsets[{i}]"
         for key in ("addresses", "notReadyAddresses"):
-            for j, addr in enumerate(subset.get(key) or ()):
-                ip = (addr or {}).get("ip")
+            for j, addr in enumerate(_list(subset.get(key))):
+                ip = _dict(addr).get("ip")
                 if not ip or not _is_ip(ip):
                     errs.invalid(f"{p}.{key}[{j}].ip", ip, _IP_MESSAGE)
-        for j, port in enumerate(subset.get("ports") or ()):
+        for j, port in enumerate(_list(subset.get("ports"))):
             if not isinstance(port, dict):
                 continue
             number = port.get("port")
@@ -1526,8 +1567,8 @@ def _validate_endpointslice(obj: dict, errs: Errors) -> None:
         errs.required("addressType")
     elif family not in ("IPv4", "IPv6", "FQDN"):
         errs.not_supported("addressType", family, ("IPv4", "IPv6", "FQDN"))
-    for i, ep in enumerate(obj.get("endpoints") or ()):
-        addrs = (ep or {}).get("addresses") or []
+    for i, ep in enumerate(_list(obj.get("endpoints"))):
+        addrs = _list(_dict(ep).get("addresses"))
         if not addrs:
             errs.required(f"endpoints[{i}].addresses", "must contain at least 1 address")
         for j, a in enumerate(addrs):
@@ -1535,7 +1576,7 @@ def _validate_endpointslice(obj: dict, errs: Errors) -> None:
                 errs.invalid(f"endpoints[{i}].addresses[{j}]", a, "must be a valid IPv4 address")
             elif family == "IPv6" and not (_is_ip(a) and ipaddress.ip_address(a).version == 6):
                 errs.invalid(f"endpoints[{i}].addresses[{j}]", a, "must be a valid IPv6 address")
-    for i, port in enumerate(obj.get("ports") or ()):
+    for i, port in enumerate(_list(obj.get("ports"))):
         if not isinstance(port, dict):
             continue
         number = port.get("port")
@@ -1547,7 +1588,7 @@ def _validate_endpointslice(obj: dict, errs: Errors) -> None:
 
 
 def _validate_priorityclass(obj: dict, errs: Errors) -> None:
-    name = (obj.get("metadata") or {}).get("name") or ""
+    name = _str(_dict(obj.get("metadata")).get("name"))
     value = obj.get("value")
     if name.startswith("system-") and name not in ("system-node-critical", "system-cluster-critical"):
         errs.forbidden("metadata.name", "priority class names with 'system-' prefix are reserved for system "
@@ -1581,8 +1622,8 @@ _CREATE: dict[str, Callable[[dict, Errors], None]] = {
 
 
 def _selector_immutable(new: dict, old: dict, errs: Errors, path: str = "spec.selector") -> None:
-    n = (new.get("spec") or {}).get("selector")
-    o = (old.get("spec") or {}).get("selector")
+    n = (_dict(new.get("spec"))).get("selector")
+    o = (_dict(old.get("spec"))).get("selector")
     if n != o:
         errs.invalid(path, n, IMMUTABLE, shown=_fmt_selector(n))
 
@@ -1592,7 +1633,7 @@ _STATEFULSET_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy",
 
 
 def _update_statefulset(new: dict, old: dict, errs: Errors) -> None:
-    nspec, ospec = new.get("spec") or {}, old.get("spec") or {}
+    nspec, ospec = _dict(new.get("spec")), _dict(old.get("spec"))
     rest_new = {k: v for k, v in nspec.items() if k not in _STATEFULSET_MUTABLE}
     rest_old = {k: v for k, v in ospec.items() if k not in _STATEFULSET_MUTABLE}
     if rest_new != rest_old:
@@ -1602,10 +1643,10 @@ def _update_statefulset(new: dict, old: dict, errs: Errors) -> None:
 
 
 def _update_job(new: dict, old: dict, errs: Errors) -> None:
-    nspec, ospec = new.get("spec") or {}, old.get("spec") or {}
+    nspec, ospec = _dict(new.get("spec")), _dict(old.get("spec"))
     _selector_immutable(new, old, errs)
     ntemplate, otemplate = nspec.get("template"), ospec.get("template")
-    if ospec.get("suspend") and not (old.get("status") or {}).get("startTime"):
+    if ospec.get("suspend") and not (_dict(old.get("status"))).get("startTime"):
         # A suspended Job that never started may still have its pods' scheduling directives,
         # labels and annotations changed (for queueing controllers).
         ntemplate, otemplate = _without_scheduling(ntemplate), _without_scheduling(otemplate)
@@ -1628,8 +1669,8 @@ _SCHEDULING_FIELDS = ("nodeSelector", "tolerations", "affinity", "schedulingGate
 def _without_scheduling(template: Any) -> Any:
     if not isinstance(template, dict):
         return template
-    md = {k: v for k, v in (template.get("metadata") or {}).items() if k not in ("labels", "annotations")}
-    spec = {k: v for k, v in (template.get("spec") or {}).items() if k not in _SCHEDULING_FIELDS}
+    md = {k: v for k, v in (_dict(template.get("metadata"))).items() if k not in ("labels", "annotations")}
+    spec = {k: v for k, v in (_dict(template.get("spec"))).items() if k not in _SCHEDULING_FIELDS}
     return {**template, "metadata": md, "spec": spec}
 
 

@@ -583,6 +583,41 @@ def test_malformed_shapes_do_not_crash():
             validate_create(resource(kind), {"kind": kind, **body})
 
 
+def _leaf_paths(o, prefix=()):
+    if prefix:
+        yield prefix
+    if isinstance(o, dict):
+        for k, v in o.items():
+            yield from _leaf_paths(v, (*prefix, k))
+    elif isinstance(o, list):
+        for i, v in enumerate(o):
+            yield from _leaf_paths(v, (*prefix, i))
+
+
+WRONG_SHAPES = [None, 5, -1, "x", "", [], {}, [None], {"a": None}, True, 1.5]
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_wrong_shapes_never_raise(kind):
+    # The server defaults and validates before the schema reports type errors: a value of the
+    # wrong type anywhere must give causes (or none), never an exception.
+    good = base(kind)
+    for path in list(_leaf_paths(good)):
+        for value in WRONG_SHAPES:
+            bad = copy.deepcopy(good)
+            target = bad
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+            validate_create(resource(kind), bad)
+            validate_update(resource(kind), good, bad)
+            validate_update(resource(kind), bad, good)
+            apply_defaults(copy.deepcopy(bad))
+            apply_defaults(copy.deepcopy(bad), create=False)
+            if kind == "Job":
+                job_selector_defaults(copy.deepcopy(bad))
+
+
 def test_causes_render_as_kubernetes_messages():
     found = causes("Pod", {"metadata.name": "Web", "spec.containers[0].image": ""})
     err = errors.invalid("Pod", "Web", found)
