@@ -291,7 +291,12 @@ class _Applier:
             self._entry(tf, member, rel)
         for rel, member in reversed(self.dir_attrs):
             path = self._abs(rel) if rel else str(self.root)
-            self._owner_mode_time(path, member, is_link=False)
+            try:
+                still_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+            except FileNotFoundError:
+                still_dir = False
+            if still_dir:              # a later entry may have replaced or whited it out
+                self._owner_mode_time(path, member, is_link=False)
 
     def _entry(self, tf: tarfile.TarFile, member: tarfile.TarInfo, rel: str) -> None:
         path = self._abs(rel)

@@ -171,6 +171,9 @@ def test_layer_details(tmp_path):
         (_info("ro/file"), b"in a read-only dir"),
         (xattr, b"x"),
         (_info("dev/null", tarfile.CHRTYPE, 0o666, devmajor=1, devminor=3), None),
+        (_info("x", tarfile.DIRTYPE, 0o700), None),
+        (_info("x/inner"), b"i"),
+        (_info("x", mode=0o600), b"file now"),
     ])
     blob = tmp_path / "layer.tar"
     blob.write_bytes(data)
@@ -201,7 +204,8 @@ def test_layer_details(tmp_path):
         assert os.getxattr(dest / "bin" / "cap", "user.navarch") == b"yes"
         assert os.lstat(dest / "dev" / "null").st_rdev == os.makedev(1, 3)
         assert int(os.lstat(dest / "etc" / "conf").st_mtime) == oci.FIXED_MTIME
-        assert stats.size == len(b"conf" + b"su" + b"in a read-only dir" + b"x")
+        assert (dest / "x").read_bytes() == b"file now" and stat.S_IMODE(os.lstat(dest / "x").st_mode) == 0o600
+        assert stats.size == len(b"conf" + b"su" + b"in a read-only dir" + b"x" + b"i" + b"file now")
     with pytest.raises(LayerError, match="config says"):
         apply_layer(blob, tmp_path / "wrong", "sha256:" + "2" * 64)
     assert not (tmp_path / "wrong").exists()
