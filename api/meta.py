@@ -59,21 +59,26 @@ def generate_name(prefix: str) -> str:
     return prefix + random_suffix()
 
 
+def _md(obj: dict) -> dict:
+    md = obj.get("metadata")
+    return md if isinstance(md, dict) else {}
+
+
 def name_of(obj: dict) -> str:
-    return (obj.get("metadata") or {}).get("name") or ""
+    return _md(obj).get("name") or ""
 
 
 def namespace_of(obj: dict) -> str:
-    return (obj.get("metadata") or {}).get("namespace") or ""
+    return _md(obj).get("namespace") or ""
 
 
 def uid_of(obj: dict) -> str:
-    return (obj.get("metadata") or {}).get("uid") or ""
+    return _md(obj).get("uid") or ""
 
 
 def key_of(obj: dict) -> str:
     """``namespace/name`` for namespaced objects, ``name`` otherwise (the work-queue key)."""
-    md = obj.get("metadata") or {}
+    md = _md(obj)
     ns = md.get("namespace")
     return f"{ns}/{md.get('name', '')}" if ns else md.get("name", "")
 
@@ -86,11 +91,13 @@ def split_key(key: str) -> tuple[str, str]:
 
 def labels_of(obj: dict) -> dict[str, str]:
     """The object's labels (the stored dict itself when present: do not mutate it)."""
-    return (obj.get("metadata") or {}).get("labels") or {}
+    labels = _md(obj).get("labels")
+    return labels if isinstance(labels, dict) else {}
 
 
 def annotations_of(obj: dict) -> dict[str, str]:
-    return (obj.get("metadata") or {}).get("annotations") or {}
+    annotations = _md(obj).get("annotations")
+    return annotations if isinstance(annotations, dict) else {}
 
 
 def label(obj: dict, key: str, default: str | None = None) -> str | None:
@@ -102,7 +109,8 @@ def annotation(obj: dict, key: str, default: str | None = None) -> str | None:
 
 
 def owner_references(obj: dict) -> list[dict]:
-    return (obj.get("metadata") or {}).get("ownerReferences") or []
+    refs = _md(obj).get("ownerReferences")
+    return [r for r in refs if isinstance(r, dict)] if isinstance(refs, list) else []
 
 
 def controller_of(obj: dict) -> dict | None:
@@ -126,14 +134,14 @@ def is_owned_by(obj: dict, owner: dict | str, *, controller_only: bool = False) 
 
 def owner_reference(owner: dict, *, controller: bool = True, block_owner_deletion: bool = True) -> dict:
     """An owner reference pointing at ``owner`` (which must carry apiVersion, kind and uid)."""
-    md = owner.get("metadata") or {}
+    md = _md(owner)
     return {"apiVersion": owner.get("apiVersion", ""), "kind": owner.get("kind", ""),
             "name": md.get("name", ""), "uid": md.get("uid", ""),
             "controller": controller, "blockOwnerDeletion": block_owner_deletion}
 
 
 def is_being_deleted(obj: dict) -> bool:
-    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+    return bool(_md(obj).get("deletionTimestamp"))
 
 
 def deep_copy(obj: Any) -> Any:
@@ -200,11 +208,13 @@ def set_generation(kind: str, new: dict, old: dict | None = None) -> None:
     Kinds without a generation get none (any value the client sent is dropped).
     """
     md = new.setdefault("metadata", {})
+    if not isinstance(md, dict):
+        return  # malformed metadata: left for validation to report
     if kind not in GENERATION_KINDS:
         md.pop("generation", None)
         return
     if old is None:
         md["generation"] = 1
         return
-    previous = (old.get("metadata") or {}).get("generation") or 1
+    previous = _md(old).get("generation") or 1
     md["generation"] = previous + 1 if generation_changed(kind, old, new) else previous

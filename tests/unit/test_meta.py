@@ -182,3 +182,17 @@ def test_kinds_without_generation_get_none():
     old = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}
     new = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}}
     assert not meta.generation_changed("ConfigMap", old, new)
+
+
+@pytest.mark.parametrize("metadata", [None, 5, "x", [], {"labels": 5, "annotations": [], "ownerReferences": {}},
+                                      {"ownerReferences": [5, None]}])
+def test_helpers_tolerate_malformed_metadata(metadata):
+    obj = {"kind": "Deployment", "metadata": metadata, "spec": {}}
+    assert meta.labels_of(obj) == {}
+    assert meta.annotations_of(obj) == {}
+    assert meta.owner_references(obj) == []
+    assert meta.controller_of(obj) is None
+    assert not meta.is_owned_by(obj, "uid")
+    assert meta.key_of(obj) == ""
+    meta.set_generation("Deployment", obj)
+    meta.set_generation("Deployment", obj, {"kind": "Deployment", "metadata": metadata, "spec": {"x": 1}})
