@@ -446,6 +446,8 @@ def from_label_selector(sel: Mapping[str, Any] | None) -> LabelSelector:
             reqs.append(_new_requirement(expr.get("key", ""), op, values))
     except ValueError as e:
         raise BadRequest(str(e)) from None
+    except (AttributeError, TypeError):
+        raise BadRequest(f"invalid label selector: {sel!r}") from None
     return LabelSelector(reqs)
 
 

@@ -142,6 +142,9 @@ def test_nil_selector_matches_nothing_and_empty_everything():
     ({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]},
      "values set must be empty for exists and does not exist"),
     ({"matchLabels": {"bad key": "x"}}, 'key: Invalid value: "bad key"'),
+    ({"matchLabels": ["a"]}, "invalid label selector"),
+    ({"matchExpressions": ["a"]}, "invalid label selector"),
+    ({"matchExpressions": [{"key": "a", "operator": "In", "values": [5]}]}, "invalid label selector"),
 ])
 def test_from_label_selector_errors(sel, message):
     with pytest.raises(BadRequest) as exc:
