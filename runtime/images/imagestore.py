@@ -4,9 +4,8 @@ Layout of the root: ``blobs/sha256/<hex>`` (content store), ``layers/<diff_id he
 unpacked once, shared by all images that have it), ``images.json`` (the records), ``lock``.
 
 A record is keyed by image id (``sha256:<config digest>``) and holds its repo tags, repo digests,
-the manifests that led to it, its config and its layers. The records are rewritten whole and
-atomically under an flock, after re-reading them if another process (``navarch image import``
-beside a running daemon) changed them; readers notice such changes by the file's stat.
+the manifests that led to it, its config and its layers (``records.py`` keeps the file, shared
+with other processes such as ``navarch image import`` beside a running runtime).
 
 Pulls of one reference share a single task; blob downloads and layer unpacks are shared by digest
 across pulls; blobs and layers present are not fetched again. What a running pull or import uses
@@ -20,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import fcntl
 import os
 import re
 import shutil
@@ -37,6 +35,7 @@ import structlog
 from runtime.driver import ImageInfo
 from runtime.images import archive, reference
 from runtime.images.errors import ImageNotFound, InvalidReference, PullError
+from runtime.images.records import RecordFile
 from runtime.images.registry import (
     Manifest,
     RegistryAuth,
@@ -49,9 +48,6 @@ from runtime.images.unpack import LayerStats, Pipe, tree_stats, unpack_to
 
 log = structlog.get_logger(component="runtime.images")
 
-STATE_FILE = "images.json"
-LOCK_FILE = "lock"
-STATE_VERSION = 1
 DOWNLOADS_AT_ONCE = 4
 STALE_TEMP_SECONDS = 3600
 _HEX_PREFIX = re.compile(r"(?:sha256:)?([0-9a-f]{3,64})")
@@ -77,10 +73,6 @@ class Image:
 
     def driver_info(self) -> ImageInfo:
         return ImageInfo(id=self.id, config=dict(self.config.get("config") or {}), layer_dirs=list(self.layer_dirs))
-
-
-def _empty_state() -> dict:
-    return {"version": STATE_VERSION, "images": {}}
 
 
 def _record_blobs(rec: dict) -> set[str]:
@@ -122,13 +114,9 @@ class ImageStore:
         self.content = ContentStore(self.root)
         self.layers_dir = self.root / "layers"
         self.layers_dir.mkdir(parents=True, exist_ok=True)
-        self.state_path = self.root / STATE_FILE
-        self.lock_path = self.root / LOCK_FILE
-        self.lock_path.touch(exist_ok=True)
+        self.records = RecordFile(self.root)
         # Registry requests by kind, for observing sharing: {"blob": n, ...}.
         self.request_counts: Counter = Counter()
-        self._state: dict = _empty_state()
-        self._stamp: tuple | None = None
         self._configs: dict[str, dict] = {}
         self._layer_stats: dict[str, LayerStats] = {}
         self._pins: Counter = Counter()
@@ -145,54 +133,22 @@ class ImageStore:
         self._tidied = False
         self._reload_if_changed()
 
-    # -- records on disk ------------------------------------------------------------------------
+    # -- records ---------------------------------------------------------------------------------
 
-    def _file_stamp(self) -> tuple | None:
-        try:
-            st = os.stat(self.state_path)
-        except FileNotFoundError:
-            return None
-        return st.st_ino, st.st_mtime_ns, st.st_size
-
-    def _read_state(self) -> dict:
-        try:
-            state = orjson.loads(self.state_path.read_bytes())
-        except FileNotFoundError:
-            return _empty_state()
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise RuntimeError(f"{self.state_path}: unknown image state format")
-        return state
+    @property
+    def _state(self) -> dict:
+        return self.records.state
 
     def _reload_if_changed(self) -> None:
-        stamp = self._file_stamp()
-        if stamp != self._stamp:
-            self._state = self._read_state()
-            self._stamp = stamp
+        if self.records.refresh():
             for rec in self._state["images"].values():
                 for layer in rec["layers"]:
                     if "unpacked" in layer:
                         self._layer_stats.setdefault(layer["diff_id"], LayerStats(**layer["unpacked"]))
 
-    def _update_locked(self, mutate: Callable[[dict], object]) -> tuple[dict, tuple | None, object]:
-        """(thread) Under the file lock: re-read if changed, apply ``mutate`` to a copy, write."""
-        with self.lock_path.open("rb+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            stamp = self._file_stamp()
-            state = self._read_state() if stamp != self._stamp else orjson.loads(orjson.dumps(self._state))
-            result = mutate(state)
-            tmp = self.state_path.with_suffix(".tmp")
-            with tmp.open("wb") as f:
-                f.write(orjson.dumps(state, option=orjson.OPT_INDENT_2))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.state_path)
-            return state, self._file_stamp(), result
-
     async def _update(self, mutate: Callable[[dict], object]):
         async with self._state_lock:
-            state, stamp, result = await asyncio.to_thread(self._update_locked, mutate)
-            self._state, self._stamp = state, stamp
-            return result
+            return await asyncio.to_thread(self.records.update, mutate)
 
     # -- reading -------------------------------------------------------------------------------
 
