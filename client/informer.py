@@ -65,6 +65,14 @@ def copy_object(obj: dict[str, Any]) -> dict[str, Any]:
     return orjson.loads(orjson.dumps(obj))
 
 
+def strip_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """An informer ``transform`` dropping ``metadata.managedFields`` (often half an object's size)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return obj
+
+
 def _namespace_index(obj: dict[str, Any]) -> list[str]:
     ns = (obj.get("metadata") or {}).get("namespace")
     return [ns] if ns else []
@@ -252,8 +260,11 @@ class Informer:
                  label_selector: str | dict[str, str] | None = None, field_selector: str | None = None,
                  resync: float | None = None, indexers: dict[str, IndexFunc] | None = None,
                  page_size: int = 500, clock: Clock = REAL, watch_timeout: tuple[int, int] = (300, 600),
-                 backoff: tuple[float, float] = (0.8, 30.0)):
+                 backoff: tuple[float, float] = (0.8, 30.0),
+                 transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None):
         self.client = client
+        # Applied to every object before it is cached, e.g. ``strip_managed_fields`` to save memory.
+        self.transform = transform
         self.resource: ResourceInfo = resource_info(resource)
         self.namespace = namespace if self.resource.namespaced else None
         self.label_selector = label_selector
@@ -395,6 +406,8 @@ class Informer:
                 # List items carry no kind; give cached objects one so consumers can rely on it.
                 obj.setdefault("kind", self.resource.kind)
                 obj.setdefault("apiVersion", self.resource.api_version)
+                if self.transform is not None:
+                    obj = self.transform(obj)
                 items[object_key(obj)] = obj
         self.lists += 1
         self._replace(items)
@@ -435,6 +448,8 @@ class Informer:
                 self.last_resource_version = rv
             return
         self.events += 1
+        if self.transform is not None:
+            obj = self.transform(obj)
         if etype in ("ADDED", "MODIFIED"):
             old = self.store.put(obj)
             if old is None:

@@ -334,3 +334,23 @@ async def test_restart_resumes_the_watch_and_relists_if_expired(fake, client, in
     await eventually(lambda: len(rec.events) == 3)
     assert informer.lists == 2
     assert rec.kinds()[-1] == ("delete", "default/a")
+
+
+async def test_transform_applies_to_listed_and_watched_objects(fake, client, informers):
+    from client.informer import strip_managed_fields
+
+    managed = [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}}]
+    first = make_pod("listed")
+    first["metadata"]["managedFields"] = managed
+    fake.put(PODS, first)
+    informer = new_informer(informers, client, transform=strip_managed_fields)
+    informer.start()
+    await informer.wait_for_cache_sync()
+    await eventually(lambda: len(fake.watchers) == 1)
+    second = make_pod("watched")
+    second["metadata"]["managedFields"] = managed
+    fake.put(PODS, second)
+    await eventually(lambda: "default/watched" in informer.store)
+    for key in ("default/listed", "default/watched"):
+        assert "managedFields" not in informer.get(key)["metadata"]
+        assert informer.get(key)["metadata"]["name"] == key.split("/")[1]
