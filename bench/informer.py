@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from client.informer import Informer, object_key  # noqa: E402
+from client.informer import Informer, object_key, strip_managed_fields  # noqa: E402
 from client.rest import Client  # noqa: E402
 
 
@@ -64,7 +64,7 @@ async def seed(client: Client, namespace: str, n: int, concurrency: int = 32) ->
     return time.perf_counter() - t0
 
 
-async def run(url: str, pods: int, events: int, namespace: str) -> None:
+async def run(url: str, pods: int, events: int, namespace: str, strip: bool = False) -> None:
     async with Client(url, timeout=120) as client:
         try:
             await client.create("namespaces", {"metadata": {"name": namespace}})
@@ -76,7 +76,8 @@ async def run(url: str, pods: int, events: int, namespace: str) -> None:
         gc.collect()
         rss0 = rss_bytes()
         informer = Informer(client, "pods", namespace, page_size=500,
-                            indexers={"node": lambda p: [p["spec"].get("nodeName", "")]})
+                            indexers={"node": lambda p: [p["spec"].get("nodeName", "")]},
+                            transform=strip_managed_fields if strip else None)
         t0 = time.perf_counter()
         informer.start()
         await informer.wait_for_cache_sync()
@@ -144,17 +145,18 @@ def main() -> None:
     p.add_argument("--server", help="use this API server instead of starting one")
     p.add_argument("--fake", action="store_true", help="use the in-memory fake server of the client tests")
     p.add_argument("--namespace", default="bench-informer")
+    p.add_argument("--strip-managed-fields", action="store_true", help="cache objects without managedFields")
     args = p.parse_args()
 
     if args.server:
-        asyncio.run(run(args.server, args.pods, args.events, args.namespace))
+        asyncio.run(run(args.server, args.pods, args.events, args.namespace, args.strip_managed_fields))
         return
     if args.fake:
         from tests.client.fakeserver import running_fake
 
         async def with_fake() -> None:
             async with running_fake() as fake:
-                await run(fake.url, args.pods, args.events, args.namespace)
+                await run(fake.url, args.pods, args.events, args.namespace, args.strip_managed_fields)
 
         asyncio.run(with_fake())
         return
@@ -164,7 +166,7 @@ def main() -> None:
         server = ApiServer(tmp).start()
         print(f"apiserver: {server.url} (SQLite in {tmp}, pid {server.process.pid if server.process else '?'})")
         try:
-            asyncio.run(run(server.url, args.pods, args.events, args.namespace))
+            asyncio.run(run(server.url, args.pods, args.events, args.namespace, args.strip_managed_fields))
         finally:
             server.stop()
     print(f"python {sys.version.split()[0]}, pid {os.getpid()}")
