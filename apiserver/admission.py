@@ -54,6 +54,32 @@ class Admission:
         elif r.kind == "Job":
             defaults.job_selector_defaults(obj)
 
+    def prepare_update(self, r: ResourceInfo, old: dict, new: dict) -> None:
+        """Carry allocations over an update that leaves them out (a PUT of a manifest without
+        clusterIP keeps the service's address, as Kubernetes' service strategy does)."""
+        if r.kind != "Service":
+            return
+        ospec, nspec = old.get("spec") or {}, new.setdefault("spec", {})
+        otype, ntype = ospec.get("type", "ClusterIP"), nspec.get("type", "ClusterIP")
+        if ntype != "ExternalName" and otype != "ExternalName":
+            if not nspec.get("clusterIP") and ospec.get("clusterIP"):
+                nspec["clusterIP"] = ospec["clusterIP"]
+            if not nspec.get("clusterIPs") and ospec.get("clusterIPs"):
+                nspec["clusterIPs"] = list(ospec["clusterIPs"])
+        if ntype in ("NodePort", "LoadBalancer"):
+            old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                         for p in ospec.get("ports") or []}
+            for p in nspec.get("ports") or []:
+                if not p.get("nodePort"):
+                    np = old_ports.get((p.get("port"), p.get("protocol", "TCP")))
+                    if np:
+                        p["nodePort"] = np
+        else:
+            for p in nspec.get("ports") or []:
+                p.pop("nodePort", None)
+            if ntype != otype:
+                nspec.pop("externalTrafficPolicy", None)
+
     async def release(self, r: ResourceInfo, obj: dict) -> None:
         """Forget pending allocations of an object that was not stored or was deleted."""
         if r.kind == "Service":

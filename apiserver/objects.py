@@ -135,8 +135,9 @@ class ObjectStore:
         raise AssertionError("unreachable")
 
     def _validate(self, r: ResourceInfo, obj: dict, semantic: list[Cause]) -> None:
-        causes = list(semantic)
-        causes.extend(c for c in schema.validate(obj) if c not in causes)
+        """Structural errors (types, required fields) first and alone, as Kubernetes' decoding
+        would refuse them before any semantic rule runs; then the semantic rules."""
+        causes = schema.validate(obj) or list(semantic)
         if causes:
             name = (obj.get("metadata") or {}).get("name", "")
             raise invalid(r.kind, name, causes, r.group)
@@ -253,6 +254,8 @@ class ObjectStore:
                     "FieldValueForbidden", "Forbidden: no new finalizers can be added if the object is "
                     "being deleted, found new finalizers " + str(sorted(added)), "metadata.finalizers")],
                     r.group)
+        if subresource == "":
+            self.admission.prepare_update(r, old, obj)
         defaults.apply_defaults(obj, create=False)
         old_cmp = dict(old)
         old_cmp["metadata"] = {k: v for k, v in omd.items() if k != "resourceVersion"}

@@ -419,3 +419,16 @@ async def test_priority_class_admission(http):
     _, system = await req(http, "GET", "/apis/scheduling.k8s.io/v1/priorityclasses/system-node-critical",
                           expect=200)
     assert system["value"] == 2000001000
+
+
+async def test_service_put_keeps_cluster_ip(http):
+    ns = await new_namespace(http)
+    base = f"/api/v1/namespaces/{ns}/services"
+    svc = {"metadata": {"name": "s"}, "spec": {"type": "NodePort", "selector": {"app": "web"},
+                                                 "ports": [{"port": 80}]}}
+    _, created = await req(http, "POST", base, svc, expect=201)
+    svc["spec"]["selector"] = {"app": "other"}
+    _, updated = await req(http, "PUT", f"{base}/s", svc, expect=200)
+    assert updated["spec"]["clusterIP"] == created["spec"]["clusterIP"]
+    assert updated["spec"]["ports"][0]["nodePort"] == created["spec"]["ports"][0]["nodePort"]
+    assert updated["spec"]["selector"] == {"app": "other"}
