@@ -75,6 +75,10 @@ class Image:
         return ImageInfo(id=self.id, config=dict(self.config.get("config") or {}), layer_dirs=list(self.layer_dirs))
 
 
+def _wall_clock() -> float:
+    return time.time()
+
+
 def _record_blobs(rec: dict) -> set[str]:
     out = {m["digest"] for m in rec.get("manifests", [])}
     out.add(rec["config"]["digest"])
@@ -244,18 +248,32 @@ class ImageStore:
             await asyncio.to_thread(self._tidy)
 
     def _tidy(self) -> None:
-        """(thread) Drop temporary files old enough to be left over from a process that died."""
-        cutoff = time.time() - STALE_TEMP_SECONDS
-        for d, prefix in ((self.content.ingest_dir, ""), (self.layers_dir, "tmp-")):
-            for entry in os.scandir(d):
-                if not entry.name.startswith(prefix):
-                    continue
+        """(thread) Drop what a process that died left behind: temporary files, and blobs and layers
+        no record holds. Only things untouched for an hour go (by ctime, which renames and unpacks
+        set), so that another process's pull in progress keeps its work."""
+        cutoff = _wall_clock() - STALE_TEMP_SECONDS
+        used: set[str] = set()
+        for rec in self.records.state["images"].values():
+            used |= _record_blobs(rec) | _record_layers(rec)
+
+        def stale(entry: os.DirEntry) -> bool:
+            try:
+                return entry.stat(follow_symlinks=False).st_ctime < cutoff
+            except FileNotFoundError:
+                return False
+
+        for entry in os.scandir(self.content.ingest_dir):
+            if stale(entry):
                 with contextlib.suppress(FileNotFoundError):
-                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                        if entry.is_dir(follow_symlinks=False):
-                            shutil.rmtree(entry.path, ignore_errors=True)
-                        else:
-                            os.unlink(entry.path)
+                    os.unlink(entry.path)
+        for entry in os.scandir(self.layers_dir):
+            orphan = len(entry.name) == 64 and "sha256:" + entry.name not in used
+            if (entry.name.startswith("tmp-") or orphan) and stale(entry):
+                shutil.rmtree(entry.path, ignore_errors=True)
+        for entry in os.scandir(self.content.blob_dir):
+            if "sha256:" + entry.name not in used and stale(entry):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -551,6 +569,7 @@ class ImageStore:
             doomed = [c for c in candidates if c not in used and c not in self._pins]
             if not doomed:
                 return
+
             def delete():
                 for key in doomed:
                     hex_ = key.split(":", 1)[1]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import tarfile
+import time
 from pathlib import Path
 
 import orjson
 import pytest
 from aiohttp import ClientSession, web
 
-from runtime.images import ImageNotFound, ImageStore, InvalidReference, PullError
+from runtime.images import ImageNotFound, ImageStore, InvalidReference, PullError, imagestore
 from tests.fixtures import oci
 
 
@@ -312,3 +313,37 @@ async def test_pull_docker_schema2_from_registry(registry, busybox_layout, tmp_p
         assert (image.layer_dirs[0] / "bin" / "busybox").exists()
     finally:
         await store.close()
+
+
+async def test_leftovers_of_a_dead_process_are_swept(busybox_image, tmp_path, monkeypatch):
+    root = tmp_path / "images"
+    store = ImageStore(root)
+    image = await store.pull(busybox_image)
+    await store.close()
+
+    # What a process killed mid-pull leaves: unrecorded blobs and layers, temporary files and
+    # directories. Those older than the cutoff go; newer ones may be another process's work.
+    def leave(tag: str) -> list[Path]:
+        name = tag * 64
+        paths = [root / "blobs" / "sha256" / name, root / "layers" / name, root / "ingest" / f"blob-{tag}",
+                 root / "layers" / f"tmp-{tag}"]
+        paths[0].write_bytes(b"orphan")
+        (paths[1] / "etc").mkdir(parents=True)
+        paths[2].write_bytes(b"partial")
+        paths[3].mkdir()
+        return paths
+
+    old = leave("a")
+    await asyncio.sleep(0.05)
+    cutoff = time.time()
+    await asyncio.sleep(0.05)
+    fresh = leave("b")
+    monkeypatch.setattr(imagestore, "_wall_clock", lambda: cutoff + imagestore.STALE_TEMP_SECONDS)
+    later = ImageStore(root)
+    try:
+        await later.pull(busybox_image)
+        assert [p.exists() for p in old] == [False] * 4
+        assert [p.exists() for p in fresh] == [True] * 4
+        assert later.get(busybox_image).id == image.id and all(d.exists() for d in image.layer_dirs)
+    finally:
+        await later.close()
