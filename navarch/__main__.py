@@ -65,20 +65,9 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from apiserver.app import run
-    from navarch.kubeconfig import write_local_kubeconfig
+    from navarch import up
 
-    navlog.configure("navarch", args.log_level)
-    config = _apiserver_config(args)
-    data = Path(args.data_dir).resolve()
-    host = "127.0.0.1" if config.bind_address in ("0.0.0.0", "") else config.bind_address
-    server = f"http://{host}:{config.port}"
-    kubeconfig = write_local_kubeconfig(data / "kubeconfig", server)
-    print(f"Navarch is starting.\n  API server:  {server}\n  kubeconfig:  {kubeconfig}\n"
-          f"  try:         kubectl --kubeconfig {kubeconfig} get namespaces\n"
-          f"Stop with Ctrl-C.", flush=True)
-    _run(run(config))
-    return 0
+    return up.run(args.data_dir, args.port, args.bind_address, args.simulated_nodes, args.log_level)
 
 
 def _flag_value(argv: list[str], flag: str) -> str | None:
@@ -115,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     _apiserver_args(p)
     p.set_defaults(func=cmd_apiserver)
     p = sub.add_parser("up", help="run a whole cluster on this machine")
-    _apiserver_args(p)
+    p.add_argument("--data-dir", default="run", help="state, logs and kubeconfig live here")
+    p.add_argument("--bind-address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=6443)
+    p.add_argument("--simulated-nodes", type=int, default=0, help="also run N simulated nodes")
+    p.add_argument("--v", dest="log_level", default=None)
     p.set_defaults(func=cmd_up)
     for name in delegated:
         sub.add_parser(name, help=f"see: navarch {name} --help", add_help=False)
