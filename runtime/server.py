@@ -39,6 +39,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--driver", choices=("runc", "hollow"), default="runc")
     p.add_argument("--cni-bin-dir", default="/usr/lib/cni")
     p.add_argument("--bridge", default="navarch0", help="host bridge of the pod network (one subnet per bridge)")
+    p.add_argument("--v", dest="log_level", default=None, help="log level (read by the launcher)")
     p.add_argument("--streaming-address", default="127.0.0.1:0",
                    help="HOST:PORT of the exec/attach/port-forward endpoint (port 0: any free port)")
     return p.parse_args(argv)
@@ -62,11 +63,29 @@ def build(args: argparse.Namespace) -> tuple[Any, Any, ImageErrors, Any]:
     return driver, store, errors, lambda data: images.RegistryAuth(**data)
 
 
+CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+
+
+def cni_probe(bin_dir: str):
+    """NetworkReady holds while the CNI plugins the pod network needs are installed."""
+
+    async def probe() -> tuple[bool, str]:
+        missing = await asyncio.to_thread(
+            lambda: [p for p in CNI_PLUGINS if not os.access(os.path.join(bin_dir, p), os.X_OK)])
+        if missing:
+            return False, f"CNI plugins missing from {bin_dir}: {', '.join(missing)}"
+        return True, ""
+
+    return probe
+
+
 async def serve(args: argparse.Namespace) -> int:
     args.root.mkdir(parents=True, exist_ok=True)
     driver, store, errors, make_auth = build(args)
     runtime = Runtime(args.root, driver, store, pod_cidr=args.pod_cidr, image_errors=errors,
                       make_auth=make_auth, driver_name=args.driver)
+    if args.driver == "runc":
+        runtime.network_probe = cni_probe(args.cni_bin_dir)
     await runtime.start()
     streaming = StreamingServer(runtime, args.streaming_address)
     await streaming.start()

@@ -30,6 +30,7 @@ import grpc
 import orjson
 import structlog
 from google.protobuf import json_format
+from prometheus_client import Counter, Histogram
 
 from proto import runtime_pb2 as pb
 from proto import runtime_pb2_grpc as pb_grpc
@@ -189,6 +190,8 @@ class Runtime:
         self.containers: dict[str, dict] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.streaming: Any = None     # runtime.streaming.StreamingServer, set by the server
+        # async () -> (ready, message) for the NetworkReady condition; None: always ready.
+        self.network_probe: Callable[[], Any] | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -622,34 +625,50 @@ class Runtime:
 
 # ---- gRPC --------------------------------------------------------------------------------------
 
+REQUESTS = Counter("navarch_runtime_cri_requests_total", "CRI calls served, by method and status code.",
+                   ["method", "code"])
+LATENCY = Histogram("navarch_runtime_cri_request_duration_seconds", "Time to serve a CRI call.", ["method"])
+
+
 def _grpc(method: Callable) -> Callable:
     """Run a servicer method, turning typed failures into gRPC status codes."""
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.monotonic()
         try:
-            return await method(self, request, context)
-        except CRIError as e:
-            error: tuple[grpc.StatusCode, str] = (e.code, str(e))
-        except d.NotFoundError as e:
-            error = (grpc.StatusCode.NOT_FOUND, str(e))
-        except d.InvalidError as e:
-            error = (grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        except d.StartError as e:
-            error = (grpc.StatusCode.UNKNOWN, f"failed to start container: {e} (exit code {e.exit_code})")
-        except d.DriverError as e:
-            code = grpc.StatusCode.DEADLINE_EXCEEDED if isinstance(e, TimeoutError) else grpc.StatusCode.INTERNAL
-            error = (code, str(e))
-        except Exception as e:
-            mapped = self.runtime.map_image_error(e)
-            if mapped is None:
-                log.exception("unexpected error", method=method.__name__)
-                error = (grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
-            else:
-                error = (mapped.code, str(mapped))
-        await context.abort(error[0], error[1])
+            response = await method(self, request, context)
+        except Exception as e:      # every failure leaves as a status code
+            code, message = _status_of(self.runtime, method.__name__, e)
+        else:
+            REQUESTS.labels(method.__name__, "OK").inc()
+            LATENCY.labels(method.__name__).observe(time.monotonic() - started)
+            return response
+        REQUESTS.labels(method.__name__, code.name).inc()
+        LATENCY.labels(method.__name__).observe(time.monotonic() - started)
+        await context.abort(code, message)
 
     return wrapper
+
+
+def _status_of(runtime: Runtime, method: str, e: Exception) -> tuple[grpc.StatusCode, str]:
+    if isinstance(e, CRIError):
+        return e.code, str(e)
+    if isinstance(e, d.NotFoundError):
+        return grpc.StatusCode.NOT_FOUND, str(e)
+    if isinstance(e, d.InvalidError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(e)
+    if isinstance(e, d.StartError):
+        return grpc.StatusCode.UNKNOWN, f"failed to start container: {e} (exit code {e.exit_code})"
+    if isinstance(e, d.DriverError):
+        if isinstance(e, TimeoutError):
+            return grpc.StatusCode.DEADLINE_EXCEEDED, str(e)
+        return grpc.StatusCode.INTERNAL, str(e)
+    mapped = runtime.map_image_error(e)
+    if mapped is not None:
+        return mapped.code, str(mapped)
+    log.exception("unexpected error", method=method)
+    return grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}"
 
 
 def _filter_state(value: Any, has: bool, names: dict) -> str | None:
@@ -669,9 +688,8 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
     async def Status(self, request, context):
         rt = self.runtime
         net_ok, net_reason = True, ""
-        probe = getattr(rt.driver, "network_ready", None)
-        if probe is not None:
-            net_ok, net_reason = await probe()
+        if rt.network_probe is not None:
+            net_ok, net_reason = await rt.network_probe()
         conditions = [pb.RuntimeCondition(type="RuntimeReady", status=True),
                       pb.RuntimeCondition(type="NetworkReady", status=net_ok,
                                           reason="" if net_ok else "NetworkPluginNotReady", message=net_reason)]

@@ -2,7 +2,8 @@
 
 Exec, Attach and PortForward calls register a one-time token here and return
 ``http://<address>/<kind>/<token>``; the first WebSocket connection on that URL consumes it
-(unused tokens expire after ``token_ttl`` seconds). Subprotocols ``v5.channel.k8s.io`` and
+(unused tokens expire after ``token_ttl`` seconds). ``/metrics`` serves the runtime's Prometheus
+metrics. Subprotocols ``v5.channel.k8s.io`` and
 ``v4.channel.k8s.io`` are spoken: every binary frame starts with a channel byte.
 
 Exec and attach channels: 0 stdin (client to server), 1 stdout, 2 stderr, 3 the final status as a
@@ -23,6 +24,7 @@ import time
 from typing import Any
 
 import orjson
+import prometheus_client
 import structlog
 from aiohttp import WSMsgType, web
 
@@ -74,6 +76,7 @@ class StreamingServer:
         app.router.add_get("/exec/{token}", self._exec)
         app.router.add_get("/attach/{token}", self._attach)
         app.router.add_get("/portforward/{token}", self._portforward)
+        app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -89,6 +92,10 @@ class StreamingServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = prometheus_client.generate_latest()
+        return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
     def register(self, kind: str, params: dict) -> str:
         now = time.monotonic()

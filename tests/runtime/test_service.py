@@ -233,6 +233,17 @@ async def test_version_and_status(cri):
     assert orjson.loads(st.info["config"])["driver"] == "hollow"
 
 
+async def test_metrics_count_calls_by_code(cri):
+    await expect_code(grpc.StatusCode.NOT_FOUND,
+                      cri.rt.ContainerStatus(pb.ContainerStatusRequest(container_id="0" * 64)))
+    st = await cri.rt.Status(pb.StatusRequest(verbose=True))
+    base = orjson.loads(st.info["config"])["streaming"]
+    async with aiohttp.ClientSession() as s, s.get(f"{base}/metrics") as resp:
+        text = await resp.text()
+    assert 'navarch_runtime_cri_requests_total{code="NOT_FOUND",method="ContainerStatus"} 1.0' in text
+    assert 'navarch_runtime_cri_requests_total{code="OK",method="Status"}' in text
+
+
 async def test_sandbox_lifecycle(cri):
     sid = await run_pod(cri, labels={"app": "web"}, annotations={"note": "x"})
     assert len(sid) == 64 and all(c in "0123456789abcdef" for c in sid)

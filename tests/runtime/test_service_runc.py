@@ -154,6 +154,8 @@ def cri_log(path: str) -> list[tuple[str, str, bytes]]:
 
 
 async def test_run_logs_exit_codes(cri, busybox_image, tmp_path):
+    conditions = {c.type: c.status for c in (await cri.rt.Status(pb.StatusRequest())).status.conditions}
+    assert conditions == {"RuntimeReady": True, "NetworkReady": True}
     sid = await run_pod(cri, tmp_path)
     ok = await run_container(cri, sid, busybox_image, ["sh", "-c", "echo out; echo err >&2"], name="ok")
     bad = await run_container(cri, sid, busybox_image, ["sh", "-c", "exit 3"], name="bad")
