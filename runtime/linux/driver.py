@@ -50,7 +50,7 @@ from .runc import Runc, RuncError
 from .sandbox import Namespaces, create_namespaces, namespace_paths, release_namespaces, write_pod_files
 
 SHIM = str(Path(__file__).with_name("shim.py"))
-SPARE_SHIMS = 2       # shims kept started ahead of need
+SHIM_REPLY_WAIT = 120.0   # seconds for a shim to report the container running (runc run)
 KILL_WAIT = 10.0       # seconds to wait for an exit after SIGKILL before asking runc directly
 
 
@@ -117,9 +117,7 @@ class RuncDriver:
         self.cni: CNI | None = None
         self._containers: dict[str, _Container] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._spares: list[asyncio.subprocess.Process] = []
-        self._refilling: asyncio.Future | None = None
-        self._closed = False
+        self._shims = ShimFactory(self.root / "shims.log")
 
     # ---- lifecycle of the driver
 
@@ -136,19 +134,10 @@ class RuncDriver:
         await asyncio.to_thread(prepare)
         for c in containers:
             await self._recover(c)
-        self._refill()
+        await self._shims.ensure()
 
     async def close(self) -> None:
-        self._closed = True
-        if self._refilling is not None:
-            self._refilling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refilling
-        for p in self._spares:          # idle spares are our children: end them by pid
-            if p.returncode is None:
-                p.stdin.close()         # type: ignore[union-attr]
-                await p.wait()
-        self._spares.clear()
+        await self._shims.close()
         loop = asyncio.get_running_loop()
         for c in self._containers.values():
             if c.pidfd >= 0:
@@ -281,16 +270,7 @@ class RuncDriver:
             started_at = time.time_ns()
             await asyncio.to_thread(_write_json, state / "started.json",
                                     {"started_at": started_at, "pid": 0, "shim_pid": 0})
-            proc = await self._take_shim()
-            proc.stdin.write(str(state).encode() + b"\n")   # type: ignore[union-attr]
-            proc.stdin.close()                                # type: ignore[union-attr]
-            line = await proc.stdout.readline()   # type: ignore[union-attr]
-            err = await proc.stderr.read()          # type: ignore[union-attr]
-            await proc.wait()
-            try:
-                reply = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                reply = {"ok": False, "error": f"shim failed: {err.decode(errors='replace').strip()}"}
+            reply = await self._shims.spawn(str(state))
             if not reply.get("ok"):
                 with contextlib.suppress(RuncError):
                     await self.runc.delete(spec.id)
@@ -303,33 +283,6 @@ class RuncDriver:
     @staticmethod
     def _was_started(state: Path) -> bool:
         return any((state / f).exists() for f in ("started.json", "start_error.json", "shim.pid"))
-
-    async def _spawn_shim(self) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-S", SHIM, "--spare", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-
-    async def _take_shim(self) -> asyncio.subprocess.Process:
-        """A shim that has already started and imported what it needs (Python start-up is the
-        largest part of a container start otherwise); the pool is refilled in the background."""
-        proc = None
-        while self._spares:
-            p = self._spares.pop()
-            if p.returncode is None:
-                proc = p
-                break
-        if proc is None:
-            proc = await self._spawn_shim()
-        self._refill()
-        return proc
-
-    def _refill(self) -> None:
-        if self._refilling is None or self._refilling.done():
-            self._refilling = asyncio.ensure_future(self._refill_spares())
-
-    async def _refill_spares(self) -> None:
-        while not self._closed and len(self._spares) < SPARE_SHIMS:
-            self._spares.append(await self._spawn_shim())
 
     async def _start_failed(self, c: _Container, message: str) -> None:
         code = _start_error_code(message)
@@ -656,6 +609,82 @@ class RuncDriver:
     def cgroups_path(self, container_id: str) -> str:
         c = self._containers.get(container_id)
         return c.cgroups_path if c else ""
+
+
+class ShimFactory:
+    """A ``shim.py --factory`` child that forks one shim per container start.
+
+    Replies come back on its stdout, one JSON line each, tagged with the state dir. The factory
+    is our child; the shims it forks are not (they detach), so they outlive us and it.
+    """
+
+    def __init__(self, log_path: Path):
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+        self.reader: asyncio.Task | None = None
+        self.pending: dict[str, asyncio.Future] = {}
+        self.lock = asyncio.Lock()
+
+    async def ensure(self) -> asyncio.subprocess.Process:
+        async with self.lock:
+            if self.proc is None or self.proc.returncode is not None:
+                log = await asyncio.to_thread(open, self.log_path, "ab")
+                try:
+                    self.proc = await asyncio.create_subprocess_exec(
+                        sys.executable, "-S", SHIM, "--factory", stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.PIPE, stderr=log)
+                finally:
+                    log.close()
+                self.reader = asyncio.create_task(self._read(self.proc), name="shim-factory-replies")
+            return self.proc
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        try:
+            async for line in proc.stdout:
+                try:
+                    reply = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                fut = self.pending.pop(reply.get("dir", ""), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(reply)
+        finally:
+            for fut in self.pending.values():
+                if not fut.done():
+                    fut.set_exception(DriverError("the shim factory exited"))
+            self.pending.clear()
+
+    async def spawn(self, state_dir: str) -> dict:
+        fut = asyncio.get_running_loop().create_future()
+        for attempt in range(2):
+            proc = await self.ensure()
+            self.pending[state_dir] = fut
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(state_dir.encode() + b"\n")
+                await proc.stdin.drain()
+                break
+            except (BrokenPipeError, ConnectionResetError):
+                # The factory died between requests: start another and ask again.
+                self.pending.pop(state_dir, None)
+                await proc.wait()
+                if attempt:
+                    raise DriverError("the shim factory is not accepting requests") from None
+        try:
+            return await asyncio.wait_for(fut, SHIM_REPLY_WAIT)
+        except TimeoutError:
+            self.pending.pop(state_dir, None)
+            return {"ok": False, "error": "the shim did not report the container running in time"}
+
+    async def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
+            assert proc.stdin is not None
+            proc.stdin.close()          # EOF: the factory exits; running shims are not its children
+            await proc.wait()
+        if self.reader is not None:
+            await self.reader
 
 
 def _fd_reader(fd: int) -> asyncio.StreamReader:

@@ -1,5 +1,5 @@
-"""Per-container shim: ``python shim.py STATE_DIR`` (stdlib only, so it starts fast), or
-``python shim.py --spare`` started ahead of need and reading STATE_DIR from stdin.
+"""Per-container shim: ``python shim.py STATE_DIR`` (stdlib only), or forked by a factory,
+``python shim.py --factory``, which reads one STATE_DIR per line from stdin.
 
 It daemonizes, runs ``runc run --detach`` (create and start in one runc call) with pipes (or a
 console) as the container's stdio, and
@@ -10,8 +10,8 @@ kills into ``status.json`` in the state dir. SIGUSR1 reopens the log file. An ab
 socket ``@navarch-attach-<id>`` serves attach clients.
 
 Input: ``STATE_DIR/shim.json`` with id, bundle, runc, runc_root, log_path, stdin, stdin_once,
-tty, oom_files. Output: one JSON line on stdout, ``{"ok": true, "pid": N, "shim_pid": M}`` or
-``{"ok": false, "error": "..."}``, after which stdout is closed.
+tty, oom_files. Output: one JSON line on stdout, ``{"ok": true, "dir": STATE_DIR, "pid": N, "shim_pid": M}`` or
+``{"ok": false, "dir": STATE_DIR, "error": "..."}``, after which the shim lets go of stdout.
 
 Attach protocol: frames from the shim are ``<1 byte kind><4 bytes big-endian length><data>``,
 kind 1 stdout, 2 stderr, 3 exit (data: 4-byte exit code); bytes from the client go to the
@@ -133,6 +133,11 @@ def receive_console(listener: socket.socket, out: list) -> None:
         pass
 
 
+def reply(obj: dict) -> None:
+    # One write of one line: shims forked by one factory share its stdout.
+    os.write(1, (json.dumps(obj) + "\n").encode())
+
+
 def main(state_dir: str) -> int:
     with open(os.path.join(state_dir, "shim.json")) as f:
         cfg = json.load(f)
@@ -207,13 +212,11 @@ def main(state_dir: str) -> int:
             except OSError:
                 pass
         create_err = create_err or runc_error(runc_log, stderr)
-        sys.stdout.write(json.dumps({"ok": False, "error": create_err}) + "\n")
-        sys.stdout.flush()
+        reply({"ok": False, "dir": state_dir, "error": create_err})
         return 0
     with open("init.pid") as f:
         pid = int(f.read().strip())
-    sys.stdout.write(json.dumps({"ok": True, "pid": pid, "shim_pid": os.getpid()}) + "\n")
-    sys.stdout.flush()
+    reply({"ok": True, "dir": state_dir, "pid": pid, "shim_pid": os.getpid()})
     shim_log = os.open("shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(devnull, 0)
     os.dup2(shim_log, 1)
@@ -358,9 +361,34 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def factory() -> int:
+    """Fork a shim for each state dir read from stdin; exit at EOF (the daemon went away).
+
+    Forking an interpreter that has already imported everything costs a few milliseconds where
+    starting one costs tens, and the shims share its pages until they write to them.
+    """
+    stdin = sys.stdin.buffer
+    while True:
+        line = stdin.readline()
+        if not line:
+            return 0
+        state_dir = line.decode().strip()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = main(state_dir)
+            except BaseException as e:  # noqa: BLE001 - reported to the daemon, never re-raised
+                try:
+                    reply({"ok": False, "dir": state_dir, "error": f"shim failed: {e!r}"})
+                except OSError:
+                    pass
+            finally:
+                os._exit(code)
+        os.waitpid(pid, 0)   # main() forks the real shim and its parent exits at once
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "--spare":
-        # Started ahead of need, with everything imported: the state dir arrives on stdin.
-        line = sys.stdin.readline().strip()
-        sys.exit(main(line) if line else 0)
+    if sys.argv[1] == "--factory":
+        sys.exit(factory())
     sys.exit(main(sys.argv[1]))
