@@ -443,10 +443,12 @@ class ImageStore:
 
     async def _shared(self, table: dict[str, asyncio.Task], key: str, make, pins: _Pins,
                       also: tuple[dict[str, asyncio.Task], str] | None = None):
-        """Run ``make()`` once per ``key`` however many operations want it; ``also`` lists the task
-        under a second table and key too."""
+        """Run ``make()`` once per ``key`` however many operations want it (with ``make`` None: only
+        join one already running); ``also`` lists the task under a second table and key too."""
         task = table.get(key)
         if task is None:
+            if make is None:
+                return None
             task = asyncio.create_task(make(), name=f"image {key}")
             table[key] = task
             task.add_done_callback(lambda t: self._task_done(table, key, t))
@@ -473,8 +475,8 @@ class ImageStore:
         await self._shared(self._blob_tasks, digest, download, pins)
 
     async def _ensure_layer(self, layer: dict, pins: _Pins, client: RegistryClient | None) -> LayerStats:
-        """Make the layer's blob and unpacked directory present. A layer neither downloaded nor
-        being downloaded is unpacked while it downloads."""
+        """Make the layer's blob and unpacked directory present, each at most once at a time. A layer
+        neither downloaded nor being downloaded is unpacked while it downloads."""
         diff_id, digest = layer["diff_id"], layer["digest"]
         final = self.layers_dir / diff_id.split(":", 1)[1]
         async with self._gc_lock:
@@ -482,18 +484,19 @@ class ImageStore:
             pins.add(digest)
             present = final.is_dir()
             blob_present = self.content.has(digest)
-        if present:
+        if not present and diff_id in self._unpack_tasks:
+            await self._shared(self._unpack_tasks, diff_id, None, pins)
+            present = True
+        if not present and not blob_present and client is not None and digest not in self._blob_tasks:
+            return await self._shared(self._unpack_tasks, diff_id, lambda: self._fetch_unpacking(client, layer),
+                                      pins, also=(self._blob_tasks, digest))
+        # Records hold blob and layer both: make sure of the blob even when the layer is there.
+        await self._ensure_blob(digest, layer["size"], pins, client)
+        if present or final.is_dir():
             stats = self._layer_stats.get(diff_id)
             if stats is None:
                 stats = self._layer_stats[diff_id] = await asyncio.to_thread(tree_stats, final)
-            # Still hold the blob: records keep both, and a later GC must see it as ours.
-            await self._ensure_blob(digest, layer["size"], pins, client)
             return stats
-        if diff_id not in self._unpack_tasks and not blob_present and client is not None \
-                and digest not in self._blob_tasks:
-            return await self._shared(self._unpack_tasks, diff_id, lambda: self._fetch_unpacking(client, layer),
-                                      pins, also=(self._blob_tasks, digest))
-        await self._ensure_blob(digest, layer["size"], pins, client)
 
         async def unpack():
             loop = asyncio.get_running_loop()

@@ -347,3 +347,30 @@ async def test_leftovers_of_a_dead_process_are_swept(busybox_image, tmp_path, mo
         assert later.get(busybox_image).id == image.id and all(d.exists() for d in image.layer_dirs)
     finally:
         await later.close()
+
+
+async def test_pulls_of_one_image_by_different_refs_share_downloads_and_unpacks(registry, layered_image, tmp_path,
+                                                                               monkeypatch):
+    ref, parts = layered_image
+    name = ref.rsplit(":", 1)[0]
+    unpacks = []
+    real_unpack = imagestore.unpack_to
+
+    def counting_unpack(layers_dir, src, diff_id):
+        unpacks.append(diff_id)
+        return real_unpack(layers_dir, src, diff_id)
+
+    monkeypatch.setattr(imagestore, "unpack_to", counting_unpack)
+    async with CountingProxy(registry.address) as proxy:
+        store = ImageStore(tmp_path / "images")
+        try:
+            via = ref.replace(registry.address, proxy.address)
+            images = await asyncio.gather(store.pull(via), store.pull(f"{proxy.address}/{name.split('/', 1)[1]}"
+                                                                      f"@{parts.manifest.digest}"))
+            assert {i.id for i in images} == {parts.config.digest}
+            assert sorted(proxy.blob_gets) == sorted([parts.config.digest, *(b.digest for b in parts.layers)])
+            assert sorted(unpacks) == sorted(parts.diff_ids)
+            image = store.get(via)
+            assert sorted(image.repo_digests) == [f"{via.rsplit(':', 1)[0]}@{parts.manifest.digest}"]
+        finally:
+            await store.close()
