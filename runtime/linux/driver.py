@@ -205,6 +205,11 @@ class RuncDriver:
     def _remove_sandbox_dirs(self, spec: SandboxSpec) -> None:
         rootfs.remove_state(spec.state_dir)
         shutil.rmtree(self.root / "ns" / spec.id, ignore_errors=True)
+        if spec.cgroup_parent:
+            # runc creates a missing parent cgroup for the pod's containers; an empty one goes too.
+            for d in cgroups.dirs(spec.cgroup_parent):
+                with contextlib.suppress(OSError):
+                    os.rmdir(d)
 
     # ---- containers
 

@@ -270,7 +270,9 @@ async def test_restart_recovers_running_container_and_sees_its_exit(h):
 
 
 async def test_removal_leaks_nothing(h):
-    sb, net = await h.sandbox("leaky", port_mappings=[PortMapping("TCP", 80, 18080 + os.getpid() % 1000)])
+    parent = f"/navarch/pod-{os.getpid()}-{id(h)}"
+    sb, net = await h.sandbox("leaky", port_mappings=[PortMapping("TCP", 80, 18080 + os.getpid() % 1000)],
+                              cgroup_parent=parent)
     c1 = await h.container(sb, ["sleep", "1000"], name="a")
     c2 = await h.container(sb, ["sh", "-c", "exit 0"], name="b")
     await h.wait_state(c1, "RUNNING")
@@ -295,7 +297,8 @@ async def test_removal_leaks_nothing(h):
     assert not await asyncio.to_thread(os.path.exists, net.netns_path)
     assert not any(link_exists(v) for v in host_veths)
     assert not reservation.exists()
-    assert all(cgroup_dirs(p) == [] for p in cg)
+    assert all(cgroup_dirs(p) == [] for p in cg) and cgroup_dirs(parent) == []
+    assert all(p.startswith(parent + "/") for p in cg)
     assert not sb.state_dir.exists() and not c1.state_dir.exists() and not c2.state_dir.exists()
     assert not (h.root / "ns" / sb.id).exists()
     runc_list = await output("runc", "--root", str(h.root / "runc"), "list", "-q")
@@ -381,3 +384,30 @@ async def test_capabilities_default_added_and_privileged(h):
     assert out == b""                                                             # masked
     _, _, code = await h.driver.exec_sync(plain, ["sh", "-c", "echo 1 > /proc/sys/kernel/shmmax"], 10)
     assert code != 0                                                              # read-only
+
+
+async def test_host_port_reaches_the_pod(h):
+    port = 20000 + os.getpid() % 10000
+    sb, _ = await h.sandbox("hp", port_mappings=[PortMapping("TCP", 80, port)])
+    c = await h.container(sb, ["httpd", "-f", "-p", "80", "-h", "/var/www"])
+    await h.wait_state(c, "RUNNING")
+    await retry_exec(h, c, ["wget", "-q", "-O", "-", "http://127.0.0.1:80/"])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.0\r\n\r\n")
+    await writer.drain()
+    body = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert body.endswith(b"hello from busybox\n")
+
+
+async def test_a_killed_shim_is_noticed_and_the_container_still_stops(h):
+    sb, _ = await h.sandbox()
+    c = await h.container(sb, ["sleep", "1000"])
+    await h.wait_state(c, "RUNNING")
+    shim = int(await asyncio.to_thread((c.state_dir / "shim.pid").read_text))
+    os.kill(shim, 9)
+    await asyncio.sleep(0.5)
+    assert (await h.driver.container_state(c)).state == "RUNNING"     # runc still runs it
+    await h.driver.stop_container(c, 0)
+    st = await h.driver.container_state(c)
+    assert (st.state, st.exit_code) == ("EXITED", 255) and "shim" in st.message
