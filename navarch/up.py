@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from navarch.kubeconfig import write_local_kubeconfig
+from client.kubeconfig import write_kubeconfig
 
 
 @dataclass
@@ -78,7 +78,7 @@ class Cluster:
         api = self._start("apiserver", ["apiserver", "--data-dir", str(self.data_dir), "--port", str(self.port),
                                         "--bind-address", self.bind_address])
         self._wait_ready(api, self.server + "/readyz")
-        write_local_kubeconfig(self.kubeconfig, self.server)
+        write_kubeconfig(self.kubeconfig, self.server, namespace="default")
         kc = ["--kubeconfig", str(self.kubeconfig)]
         sched = self._start("scheduler", ["scheduler", *kc, "--leader-elect", "--port", "10259"])
         cm = self._start("controller-manager", ["controller-manager", *kc, "--leader-elect", "--port", "10257"])
