@@ -118,6 +118,7 @@ class RuncDriver:
         self._containers: dict[str, _Container] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._shims = ShimFactory(self.root / "shims.log")
+        self._tasks: set[asyncio.Future] = set()
 
     # ---- lifecycle of the driver
 
@@ -303,7 +304,7 @@ class RuncDriver:
         try:
             fd = os.pidfd_open(c.shim_pid)
         except ProcessLookupError:
-            asyncio.ensure_future(self._shim_gone(c))
+            self._background(self._shim_gone(c))
             return
         c.pidfd = fd
         loop = asyncio.get_running_loop()
@@ -312,22 +313,30 @@ class RuncDriver:
             loop.remove_reader(fd)
             os.close(fd)
             c.pidfd = -1
-            asyncio.ensure_future(self._shim_gone(c))
+            self._background(self._shim_gone(c))
         loop.add_reader(fd, on_exit)
 
     async def _shim_gone(self, c: _Container) -> None:
         """The shim is gone; if it left no status the container's fate is unknown to us."""
-        if not await asyncio.to_thread((c.state_dir / "status.json").exists):
-            st = await self.runc.state(c.id)
-            if st is not None and st.get("status") in ("running", "paused", "created"):
-                # Still running without its shim: watch the init process itself.
-                pid = int(st.get("pid") or 0)
-                if pid and await self._watch_pid(c, pid):
-                    return
-            await asyncio.to_thread(_write_json, c.state_dir / "status.json", {
-                "exit_code": 255, "signal": 0, "finished_at": time.time_ns(), "oom": False,
-                "message": "the container's shim exited without recording an exit status"})
+        try:
+            if not await asyncio.to_thread((c.state_dir / "status.json").exists):
+                st = await self.runc.state(c.id)
+                if st is not None and st.get("status") in ("running", "paused", "created"):
+                    # Still running without its shim: watch the init process itself.
+                    pid = int(st.get("pid") or 0)
+                    if pid and await self._watch_pid(c, pid):
+                        return
+                await asyncio.to_thread(_write_json, c.state_dir / "status.json", {
+                    "exit_code": 255, "signal": 0, "finished_at": time.time_ns(), "oom": False,
+                    "message": "the container's shim exited without recording an exit status"})
+        except (OSError, DriverError):
+            pass    # removed meanwhile, or runc cannot tell: either way nothing is left to watch
         c.exited.set()
+
+    def _background(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _watch_pid(self, c: _Container, pid: int) -> bool:
         try:
@@ -342,7 +351,7 @@ class RuncDriver:
             os.close(fd)
             c.pidfd = -1
             c.shim_pid = 0
-            asyncio.ensure_future(self._shim_gone(c))
+            self._background(self._shim_gone(c))
         loop.add_reader(fd, on_exit)
         return True
 
@@ -360,9 +369,12 @@ class RuncDriver:
                 # The pid is our shim if it runs shim.py with its working directory in this state dir.
                 pid = started["shim_pid"]
                 try:
+                    if not pid:     # the daemon went away before the shim replied
+                        pid = int((spec.state_dir / "shim.pid").read_text())
+                        started["shim_pid"] = pid
                     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
                     ours = SHIM in cmdline and os.readlink(f"/proc/{pid}/cwd") == os.path.realpath(spec.state_dir)
-                except OSError:
+                except (OSError, ValueError):
                     pass
             return started, done, ours
 
