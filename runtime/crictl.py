@@ -1,9 +1,9 @@
 """``navarch crictl``: a CRI command line in the manner of crictl, over the runtime's unix socket.
 
 ``main(argv)`` understands crictl's global ``--runtime-endpoint unix://PATH`` (or the
-``CONTAINER_RUNTIME_ENDPOINT`` variable) and its verbs: version, info, pull, images, rmi, runp,
-pods, stopp, rmp, create, start, ps, inspect, inspectp, logs, exec, stop, rm, stats. Pod and
-container configs are read from JSON or YAML files in crictl's format (CRI field names, snake
+``CONTAINER_RUNTIME_ENDPOINT`` variable) and its verbs: version, info, pull, images, inspecti,
+imagefsinfo, rmi, runp, pods, stopp, rmp, create, start, ps, inspect, inspectp, logs, exec, attach,
+stop, rm, stats. Pod and container configs are read from JSON or YAML files in crictl's format (CRI field names, snake
 or camel case). Tables print like crictl's: truncated ids, human ages and sizes.
 """
 
@@ -255,6 +255,24 @@ async def cmd_rmi(c: Client, a: argparse.Namespace) -> int:
     return status
 
 
+async def cmd_inspecti(c: Client, a: argparse.Namespace) -> int:
+    status = 0
+    for ref in a.images:
+        r = await c.call(c.im.ImageStatus, pb.ImageStatusRequest(image=pb.ImageSpec(image=ref), verbose=True))
+        if not r.HasField("image"):
+            print(f"error: no such image {ref}", file=sys.stderr)
+            status = 1
+            continue
+        print(dump({"status": message_json(r.image), "info": info_json(r.info)}, a.output))
+    return status
+
+
+async def cmd_imagefsinfo(c: Client, a: argparse.Namespace) -> int:
+    r = await c.call(c.im.ImageFsInfo, pb.ImageFsInfoRequest())
+    print(dump({"status": json_format.MessageToDict(r, always_print_fields_with_no_presence=True)}, a.output))
+    return 0
+
+
 async def cmd_runp(c: Client, a: argparse.Namespace) -> int:
     config = load_config(a.config, pb.PodSandboxConfig)
     r = await c.call(c.rt.RunPodSandbox, pb.RunPodSandboxRequest(config=config, runtime_handler=a.runtime))
@@ -480,54 +498,87 @@ async def stream_session(url: str, stdin: Any = None, tty: bool = False) -> int:
     """Run an exec/attach session against a streaming URL; return the remote exit code."""
     import aiohttp
 
-    from runtime.streaming import CLOSE, ERROR, STDERR, STDIN, STDOUT
+    with raw_terminal(tty and stdin is not None and stdin.isatty()):
+        async with aiohttp.ClientSession() as session, session.ws_connect(
+                url, protocols=("v5.channel.k8s.io", "v4.channel.k8s.io"), max_msg_size=0) as ws:
+            return await _relay(ws, stdin, tty)
+
+
+@contextlib.contextmanager
+def raw_terminal(enabled: bool):
+    """Put the local terminal in raw mode for a remote TTY; restore it after."""
+    if not enabled:
+        yield
+        return
+    import termios
+    import tty as tty_mod
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty_mod.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def exit_code_from_status(payload: bytes) -> int:
+    """The remote exit code carried by a channel-3 Status document."""
+    status = orjson.loads(payload)
+    if status.get("status") == "Success":
+        return 0
+    causes = status.get("details", {}).get("causes", [])
+    codes = [int(x["message"]) for x in causes if x.get("reason") == "ExitCode"]
+    if codes:
+        return codes[0]
+    print(status.get("message", "exec failed"), file=sys.stderr)
+    return 1
+
+
+async def _relay(ws: Any, stdin: Any, tty: bool) -> int:
+    import aiohttp
+
+    from runtime.streaming import CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT
+
+    v5 = ws.protocol == "v5.channel.k8s.io"
+    if tty and sys.stdout.isatty():
+        size = os.get_terminal_size(sys.stdout.fileno())
+        await ws.send_bytes(bytes([RESIZE]) + orjson.dumps({"Width": size.columns, "Height": size.lines}))
+
+    async def send_stdin() -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        try:
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
+        except ValueError:
+            # A regular file cannot be watched by the loop: read it in a thread.
+            reader.feed_data(await asyncio.to_thread(stdin.buffer.read))
+            reader.feed_eof()
+        while chunk := await reader.read(32768):
+            await ws.send_bytes(bytes([STDIN]) + chunk)
+        if v5:
+            await ws.send_bytes(bytes([CLOSE, STDIN]))
 
     code = 0
-    async with aiohttp.ClientSession() as session, session.ws_connect(
-            url, protocols=("v5.channel.k8s.io", "v4.channel.k8s.io"), max_msg_size=0) as ws:
-        v5 = ws.protocol == "v5.channel.k8s.io"
-
-        async def send_stdin() -> None:
-            loop = asyncio.get_running_loop()
-            reader = asyncio.StreamReader()
-            try:
-                await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
-            except ValueError:
-                # A regular file cannot be watched by the loop: read it in a thread.
-                reader.feed_data(await asyncio.to_thread(stdin.buffer.read))
-                reader.feed_eof()
-            while chunk := await reader.read(32768):
-                await ws.send_bytes(bytes([STDIN]) + chunk)
-            if v5:
-                await ws.send_bytes(bytes([CLOSE, STDIN]))
-
-        feeder = asyncio.create_task(send_stdin()) if stdin is not None else None
-        try:
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.BINARY or not msg.data:
-                    continue
-                channel, payload = msg.data[0], msg.data[1:]
-                if channel == STDOUT and payload:
-                    sys.stdout.buffer.write(payload)
-                    sys.stdout.buffer.flush()
-                elif channel == STDERR and payload:
-                    sys.stderr.buffer.write(payload)
-                    sys.stderr.buffer.flush()
-                elif channel == ERROR and payload:
-                    status = orjson.loads(payload)
-                    if status.get("status") != "Success":
-                        causes = status.get("details", {}).get("causes", [])
-                        codes = [int(x["message"]) for x in causes if x.get("reason") == "ExitCode"]
-                        if codes:
-                            code = codes[0]
-                        else:
-                            print(status.get("message", "exec failed"), file=sys.stderr)
-                            code = 1
-        finally:
-            if feeder is not None:
-                feeder.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await feeder
+    feeder = asyncio.create_task(send_stdin()) if stdin is not None else None
+    try:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.BINARY or not msg.data:
+                continue
+            channel, payload = msg.data[0], msg.data[1:]
+            if channel == STDOUT and payload:
+                sys.stdout.buffer.write(payload)
+                sys.stdout.buffer.flush()
+            elif channel == STDERR and payload:
+                sys.stderr.buffer.write(payload)
+                sys.stderr.buffer.flush()
+            elif channel == ERROR and payload:
+                code = exit_code_from_status(payload)
+    finally:
+        if feeder is not None:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await feeder
     return code
 
 
@@ -545,6 +596,12 @@ async def cmd_exec(c: Client, a: argparse.Namespace) -> int:
         return r.exit_code
     r = await c.call(c.rt.Exec, pb.ExecRequest(container_id=a.container, cmd=a.command, tty=a.tty,
                                                stdin=a.interactive, stdout=True, stderr=not a.tty))
+    return await stream_session(r.url, stdin=sys.stdin if a.interactive else None, tty=a.tty)
+
+
+async def cmd_attach(c: Client, a: argparse.Namespace) -> int:
+    r = await c.call(c.rt.Attach, pb.AttachRequest(container_id=a.container, stdin=a.interactive, tty=a.tty,
+                                                   stdout=True, stderr=not a.tty))
     return await stream_session(r.url, stdin=sys.stdin if a.interactive else None, tty=a.tty)
 
 
@@ -626,6 +683,14 @@ def parser() -> argparse.ArgumentParser:
     sp = verb("rmi", cmd_rmi)
     sp.add_argument("images", nargs="*")
     sp.add_argument("--all", "-a", action="store_true")
+    sp = verb("inspecti", cmd_inspecti)
+    sp.add_argument("images", nargs="+")
+    output(sp, "json")
+    output(verb("imagefsinfo", cmd_imagefsinfo), "json")
+    sp = verb("attach", cmd_attach)
+    sp.add_argument("--stdin", "-i", dest="interactive", action="store_true")
+    sp.add_argument("--tty", "-t", action="store_true")
+    sp.add_argument("container")
     sp = verb("runp", cmd_runp)
     sp.add_argument("config")
     sp.add_argument("--runtime", default="")

@@ -216,6 +216,10 @@ class Runtime:
             lock = self._locks[id_] = asyncio.Lock()
         return lock
 
+    async def _with_lock(self, id_: str, work: Any) -> Any:
+        async with self._lock(id_):
+            return await work
+
     # ---- specs -------------------------------------------------------------------------------
 
     def sandbox_config(self, record: dict) -> pb.PodSandboxConfig:
@@ -320,7 +324,8 @@ class Runtime:
     async def stop_sandbox(self, id_: str) -> None:
         record = self.find_sandbox(id_)
         async with self._lock(record["id"]):
-            await asyncio.gather(*(self._stop_container_locked(c, 0) for c in self._sandbox_containers(record["id"])))
+            await asyncio.gather(*(self._with_lock(c["id"], self._stop_container_locked(c, 0))
+                                   for c in self._sandbox_containers(record["id"])))
             await self.driver.stop_sandbox(self.sandbox_spec(record))
             if record["state"] != "NOTREADY":
                 record["state"] = "NOTREADY"
@@ -337,7 +342,8 @@ class Runtime:
             if record["id"] not in self.sandboxes:
                 return
             for c in self._sandbox_containers(record["id"]):
-                await self._remove_container_locked(c)
+                await self._with_lock(c["id"], self._remove_container_locked(c))
+                self._locks.pop(c["id"], None)
             spec = self.sandbox_spec(record)
             await self.driver.stop_sandbox(spec)
             await self.driver.remove_sandbox(spec)
@@ -414,6 +420,9 @@ class Runtime:
             state = await self.container_state(record)
             if state.state != "CREATED":
                 raise precondition(f"container {record['id']} is {state.state}, not CREATED")
+            sandbox = self.sandboxes.get(record["sandbox_id"])
+            if sandbox is None or sandbox["state"] != "READY":
+                raise precondition(f"pod sandbox {record['sandbox_id']} is not ready")
             await self.driver.start_container(spec)
 
     async def _stop_container_locked(self, record: dict, timeout: int) -> None:

@@ -92,6 +92,11 @@ def test_pod_and_container_workflow(endpoint, tmp_path):
     table = rows(out(crictl(endpoint, "images")))
     assert table[0] == ["IMAGE", "TAG", "IMAGE ID", "SIZE"]
     assert table[1][:2] == ["docker.io/library/busybox", "latest"] and len(table[1][2]) == 13
+    inspecti = orjson.loads(crictl(endpoint, "inspecti", "busybox").stdout)
+    assert inspecti["status"]["repoTags"] == ["docker.io/library/busybox:latest"] and "info" in inspecti
+    assert crictl(endpoint, "inspecti", "absent:1", check=False).returncode == 1
+    fsinfo = orjson.loads(crictl(endpoint, "imagefsinfo").stdout)
+    assert int(fsinfo["status"]["imageFilesystems"][0]["usedBytes"]["value"]) > 0
     image_id = out(crictl(endpoint, "images", "-q")).strip()
     assert image_id.startswith("sha256:") and len(image_id) == 71
 
@@ -128,6 +133,7 @@ def test_pod_and_container_workflow(endpoint, tmp_path):
     assert sync.returncode == 0
     streamed = crictl(endpoint, "exec", ctr, "ls", "/")
     assert streamed.returncode == 0
+    assert crictl(endpoint, "attach", ctr).returncode == 0
 
     stats = rows(out(crictl(endpoint, "stats", "--seconds", "0.1")))
     assert stats[0] == ["CONTAINER", "NAME", "CPU %", "MEM", "DISK", "INODES"] and stats[1][:2] == [ctr[:13], "main"]

@@ -345,6 +345,9 @@ async def test_container_bad_input(cri):
     await cri.rt.RemoveContainer(pb.RemoveContainerRequest(container_id="0" * 64))
     await cri.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sid))
     await expect_code(grpc.StatusCode.FAILED_PRECONDITION, create(cri, sid, name="late"))
+    created = (await cri.rt.ListContainers(pb.ListContainersRequest())).containers[0].id
+    await expect_code(grpc.StatusCode.FAILED_PRECONDITION,
+                      cri.rt.StartContainer(pb.StartContainerRequest(container_id=created)))
 
 
 async def test_stop_and_remove_sandbox_cascade_to_containers(cri):
