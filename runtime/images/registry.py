@@ -342,22 +342,24 @@ class RegistryClient:
 
         pending: asyncio.Future | None = None
         try:
-            buf = bytearray()
+            parts: list[bytes] = []
+            buffered = 0
             try:
                 async for chunk in resp.content.iter_any():
-                    buf += chunk
-                    if len(buf) >= WRITE_CHUNK:
+                    parts.append(chunk)
+                    buffered += len(chunk)
+                    if buffered >= WRITE_CHUNK:
                         if pending is not None:
                             await pending
-                        data, buf = bytes(buf), bytearray()
+                        data, parts, buffered = b"".join(parts), [], 0
                         pending = loop.run_in_executor(executor, put, data)
             except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 raise PullError(f"{what}: {type(e).__name__}: {e}") from e
             if pending is not None:
                 await pending
                 pending = None
-            if buf:
-                await loop.run_in_executor(executor, put, bytes(buf))
+            if parts:
+                await loop.run_in_executor(executor, put, b"".join(parts))
             await loop.run_in_executor(executor, writer.commit)
         except BaseException:
             if pending is not None:

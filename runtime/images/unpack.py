@@ -156,6 +156,7 @@ class Pipe:
         self.limit = limit
         self._cond = threading.Condition()
         self._chunks: collections.deque[bytes] = collections.deque()
+        self._offset = 0                  # read position in the first chunk
         self._size = 0
         self._eof = False
         self._error: str | None = None
@@ -185,6 +186,7 @@ class Pipe:
         with self._cond:
             self._abandoned = True
             self._chunks.clear()
+            self._offset = 0
             self._size = 0
             self._cond.notify_all()
 
@@ -201,12 +203,14 @@ class Pipe:
                 raise LayerError(f"layer download failed: {self._error}")
             if not self._chunks:
                 return b""
-            head = self._chunks[0]
-            if len(head) <= n:
+            head, start = self._chunks[0], self._offset
+            if len(head) - start <= n:
                 self._chunks.popleft()
-                data = head
+                self._offset = 0
+                data = head[start:] if start else head
             else:
-                data, self._chunks[0] = head[:n], head[n:]
+                data = head[start:start + n]
+                self._offset = start + n
             self._size -= len(data)
             self._cond.notify_all()
             return data
