@@ -372,6 +372,8 @@ class RuncDriver:
                     if not pid:     # the daemon went away before the shim replied
                         pid = int((spec.state_dir / "shim.pid").read_text())
                         started["shim_pid"] = pid
+                        started["pid"] = int((spec.state_dir / "init.pid").read_text())
+                        _write_json(spec.state_dir / "started.json", started)
                     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
                     ours = SHIM in cmdline and os.readlink(f"/proc/{pid}/cwd") == os.path.realpath(spec.state_dir)
                 except (OSError, ValueError):
@@ -591,7 +593,8 @@ class RuncDriver:
                     done.set_result(code)
                 if not stdin:
                     w.close()
-        asyncio.ensure_future(demux())
+        self._background(demux())
+        w.write(b"I" if stdin else b"O")
         if not stdin:
             w.write_eof()
         return ExecSession(stdin=w if stdin else None, stdout=out, stderr=None if spec.tty else err, wait=done)

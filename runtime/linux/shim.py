@@ -13,9 +13,10 @@ Input: ``STATE_DIR/shim.json`` with id, bundle, runc, runc_root, log_path, stdin
 tty, oom_files. Output: one JSON line on stdout, ``{"ok": true, "dir": STATE_DIR, "pid": N, "shim_pid": M}`` or
 ``{"ok": false, "dir": STATE_DIR, "error": "..."}``, after which the shim lets go of stdout.
 
-Attach protocol: frames from the shim are ``<1 byte kind><4 bytes big-endian length><data>``,
-kind 1 stdout, 2 stderr, 3 exit (data: 4-byte exit code); bytes from the client go to the
-container's stdin when it has one.
+Attach protocol: the client first sends ``I`` (it will send stdin) or ``O`` (output only); then
+frames from the shim are ``<1 byte kind><4 bytes big-endian length><data>``, kind 1 stdout,
+2 stderr, 3 exit (data: 4-byte exit code), and further bytes from an ``I`` client go to the
+container's stdin (when it has one; with stdin_once, that client's EOF closes it).
 """
 
 from __future__ import annotations
@@ -240,6 +241,7 @@ def serve(cfg: dict, pid: int, readers: dict[int, str], stdin_w: int, attach: so
     attach.setblocking(False)
     sel.register(attach, selectors.EVENT_READ, "attach")
     clients: list[socket.socket] = []
+    modes: dict[socket.socket, bytes] = {}     # first byte a client sends: b"I" stdin, b"O" output only
 
     def broadcast(kind: int, data: bytes) -> None:
         frame = struct.pack(">BI", kind, len(data)) + data
@@ -252,6 +254,7 @@ def serve(cfg: dict, pid: int, readers: dict[int, str], stdin_w: int, attach: so
                 drop(c)
 
     def drop(c: socket.socket) -> None:
+        modes.pop(c, None)
         if c in clients:
             clients.remove(c)
             try:
@@ -312,11 +315,13 @@ def serve(cfg: dict, pid: int, readers: dict[int, str], stdin_w: int, attach: so
                     data = b""
                 if not data:
                     sel.unregister(c)   # the client closed its input; it still gets output
-                    if cfg.get("stdin_once") and stdin_w >= 0:
+                    if modes.get(c) == b"I" and cfg.get("stdin_once") and stdin_w >= 0:
                         os.close(stdin_w)
                         stdin_w = -1
                     continue
-                if stdin_w >= 0:
+                if c not in modes:
+                    modes[c], data = data[:1], data[1:]
+                if modes[c] == b"I" and stdin_w >= 0 and data:
                     try:
                         os.write(stdin_w, data)
                     except OSError:
