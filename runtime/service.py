@@ -189,6 +189,7 @@ class Runtime:
         self.sandboxes: dict[str, dict] = {}
         self.containers: dict[str, dict] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._specs: dict[str, tuple[dict, Any, d.ContainerSpec]] = {}
         self.streaming: Any = None     # runtime.streaming.StreamingServer, set by the server
         # async () -> (ready, message) for the NetworkReady condition; None: always ready.
         self.network_probe: Callable[[], Any] | None = None
@@ -258,6 +259,15 @@ class Runtime:
         return d.ImageInfo(id=record["image_id"], config=record.get("image_config", {}), layer_dirs=[])
 
     def container_spec(self, record: dict) -> d.ContainerSpec:
+        """The driver's view of a container, built once per record version (lists call this a lot)."""
+        cached = self._specs.get(record["id"])
+        if cached is not None and cached[0] is record and cached[1] == record.get("resources"):
+            return cached[2]
+        spec = self._build_container_spec(record)
+        self._specs[record["id"]] = (record, record.get("resources"), spec)
+        return spec
+
+    def _build_container_spec(self, record: dict) -> d.ContainerSpec:
         cfg = record["config"]
         linux = cfg.get("linux", {})
         return d.ContainerSpec(
@@ -407,6 +417,7 @@ class Runtime:
                     await self.driver.remove_container(spec)
                 finally:
                     self.containers.pop(record["id"], None)
+                    self._specs.pop(record["id"], None)
                     await self.store.delete("containers", record["id"])
                 raise
             record["created"] = True
@@ -444,6 +455,7 @@ class Runtime:
         with contextlib.suppress(d.NotFoundError):
             await self.driver.remove_container(spec)
         self.containers.pop(record["id"], None)
+        self._specs.pop(record["id"], None)
         await self.store.delete("containers", record["id"])
 
     async def remove_container(self, id_: str) -> None:
