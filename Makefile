@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SYSTEM_PACKAGES := etcd-server runc containernetworking-plugins iptables docker-registry skopeo umoci busybox-static \
-                   iproute2 curl openssl
+                   iproute2 curl openssl zstd
 # A command from each package, to tell whether it is installed without asking dpkg for each.
 SYSTEM_PROBES := /usr/bin/etcd /usr/sbin/runc /usr/lib/cni/bridge /usr/sbin/iptables /usr/bin/docker-registry \
-                 /usr/bin/skopeo /usr/bin/umoci /bin/busybox /usr/bin/curl /usr/sbin/ip /usr/bin/openssl
+                 /usr/bin/skopeo /usr/bin/umoci /bin/busybox /usr/bin/curl /usr/sbin/ip /usr/bin/openssl /usr/bin/zstd
 RUN_DIR ?= run
 PORT ?= 6443
 
