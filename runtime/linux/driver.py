@@ -179,8 +179,8 @@ class RuncDriver:
 
     async def stop_sandbox(self, spec: SandboxSpec) -> None:
         async with self._lock("sandbox:" + spec.id):
-            for c in [c for c in self._containers.values() if c.sandbox_id == spec.id]:
-                await self._kill_now(c)
+            await asyncio.gather(*(self._kill_now(c) for c in self._containers.values()
+                                   if c.sandbox_id == spec.id))
             saved = await asyncio.to_thread(_read_json, spec.state_dir / "network.json")
             ns = namespace_paths(self.root, spec.id, spec.host_network)
             if saved and saved.get("attached"):
