@@ -1,0 +1,376 @@
+"""The ReplicaSet controller: as many active pods as ``spec.replicas``, no more, no fewer.
+
+``reconcile(namespace/name)`` claims the pods the ReplicaSet's selector matches (adopting
+orphans, releasing pods that stopped matching), then, once every create and delete it asked for
+earlier has shown up in the pod informer (``Expectations``), creates or deletes the difference:
+creates in slowly growing batches (1, 2, 4, ...) so a failing quota or webhook costs one call,
+not hundreds; deletes the pods that matter least first (``deletion_order``). At most
+``BURST`` pods are created or deleted per pass. Status counts replicas, fully labelled, ready and
+available (ready for ``minReadySeconds``) pods, with a ReplicaFailure condition while creates or
+deletes fail. Events are those of Kubernetes' replicaset-controller (SuccessfulCreate,
+FailedCreate, SuccessfulDelete, FailedDelete).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from api import errors, meta
+from api.selectors import from_set
+from client.informer import NAMESPACE_INDEX, Informer
+from controller_manager.base import Controller, ControllerContext
+from controller_manager.common import (
+    Expectations,
+    claim,
+    controller_ref,
+    is_pod_active,
+    is_pod_available,
+    is_pod_ready,
+    pod_from_template,
+    selector_of,
+)
+
+RS = "replicasets.apps"
+PODS = "pods"
+BURST = 500                    # pods created or deleted per pass at most
+SLOW_START_INITIAL = 1
+STATUS_RETRIES = 1
+
+OWNER_INDEX = "controller-uid"          # pods (or ReplicaSets) by their controller's uid
+ORPHAN_INDEX = "orphans-by-namespace"   # objects without a controller, by namespace
+
+_PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def _owner_uid(obj: dict) -> list[str]:
+    ref = controller_ref(obj)
+    return [ref["uid"]] if ref and ref.get("uid") else []
+
+
+def _orphan_ns(obj: dict) -> list[str]:
+    if controller_ref(obj) is not None:
+        return []
+    ns = (obj.get("metadata") or {}).get("namespace")
+    return [ns] if ns else []
+
+
+def ensure_owner_indexes(informer: Informer) -> None:
+    """Index an informer's objects by controller uid and orphans by namespace (once per informer,
+    whichever controller asks first)."""
+    for name, fn in ((OWNER_INDEX, _owner_uid), (ORPHAN_INDEX, _orphan_ns)):
+        try:
+            informer.add_indexer(name, fn)
+        except ValueError:
+            pass  # already there: another controller sharing the informer added it
+
+
+def candidates(informer: Informer, owner: dict) -> list[dict]:
+    """Objects ``owner`` controls plus the orphans of its namespace: what a claim looks at."""
+    md = owner["metadata"]
+    return informer.by_index(OWNER_INDEX, md["uid"]) + informer.by_index(ORPHAN_INDEX, md["namespace"])
+
+
+def resolve_controller(informer: Informer, namespace: str, ref: dict | None, kind: str) -> dict | None:
+    """The object a controllerRef names, if it is still the same object (uid)."""
+    if ref is None or ref.get("kind") != kind:
+        return None
+    obj = informer.get(f"{namespace}/{ref.get('name')}")
+    if obj is None or obj["metadata"].get("uid") != ref.get("uid"):
+        return None
+    return obj
+
+
+# --- scale-down order -----------------------------------------------------------------------
+
+def _ts(s: str | None) -> float | None:
+    if not s:
+        return None
+    try:
+        return meta.parse_rfc3339(s).timestamp()
+    except ValueError:
+        return None
+
+
+def _ready_since(pod: dict) -> float | None:
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready" and c.get("status") == "True":
+            return _ts(c.get("lastTransitionTime"))
+    return None
+
+
+def _restarts(pod: dict) -> int:
+    return max((int(cs.get("restartCount") or 0) for cs in (pod.get("status") or {}).get("containerStatuses")
+                or []), default=0)
+
+
+def deletion_key(pod: dict) -> tuple:
+    """Sort key putting the pods to delete first: unassigned before assigned; Pending before
+    Unknown before Running; not ready before ready; ready for less time before longer (unknown
+    time first); more container restarts first; newer before older (unknown creation first)."""
+    spec = pod.get("spec") or {}
+    phase = (pod.get("status") or {}).get("phase")
+    ready = is_pod_ready(pod)
+    since = _ready_since(pod) if ready else None
+    created = _ts((pod.get("metadata") or {}).get("creationTimestamp"))
+    return (1 if spec.get("nodeName") else 0,
+            _PHASE_ORDER.get(phase or "", 0),
+            1 if ready else 0,
+            (0, 0.0) if not ready or since is None else (1, -since),
+            -_restarts(pod),
+            (0, 0.0) if created is None else (1, -created))
+
+
+def deletion_order(pods: list[dict]) -> list[dict]:
+    return sorted(pods, key=deletion_key)
+
+
+# --- the controller -------------------------------------------------------------------------
+
+class ReplicaSetController(Controller):
+    name = "replicaset"
+    workers = 5
+    component = "replicaset-controller"
+    kind = "ReplicaSet"
+    resource = RS
+
+    def __init__(self, ctx: ControllerContext):
+        super().__init__(ctx)
+        self.recorder = ctx.recorder(self.component)
+        self.expectations = Expectations(clock=ctx.clock)
+        self.rs_informer = ctx.informers.informer_for(self.resource)
+        self.pod_informer = ctx.informers.informer_for(PODS)
+        ensure_owner_indexes(self.pod_informer)
+        self.rs_informer.add_event_handler(on_add=self.enqueue, on_update=self._rs_updated,
+                                           on_delete=self._rs_deleted)
+        self.pod_informer.add_event_handler(on_add=self._pod_added, on_update=self._pod_updated,
+                                            on_delete=self._pod_deleted)
+
+    # --- informer handlers ---------------------------------------------------------------
+
+    def _rs_updated(self, old: dict, new: dict) -> None:
+        self.enqueue(new)
+
+    def _rs_deleted(self, rs: dict) -> None:
+        key = meta.key_of(rs)
+        self.expectations.forget(key)
+        self.enqueue(key)
+
+    def _owner_of(self, pod: dict, ref: dict | None = None) -> dict | None:
+        ns = pod["metadata"].get("namespace", "")
+        return resolve_controller(self.rs_informer, ns, ref if ref is not None else controller_ref(pod),
+                                  self.kind)
+
+    def _matching_owners(self, pod: dict) -> list[dict]:
+        labels = meta.labels_of(pod)
+        ns = pod["metadata"].get("namespace", "")
+        return [rs for rs in self.rs_informer.by_index(NAMESPACE_INDEX, ns) if selector_of(rs).matches(labels)]
+
+    def _pod_added(self, pod: dict) -> None:
+        if pod["metadata"].get("deletionTimestamp"):
+            self._pod_deleted(pod)
+            return
+        ref = controller_ref(pod)
+        if ref is not None:
+            rs = self._owner_of(pod, ref)
+            if rs is not None:
+                key = meta.key_of(rs)
+                self.expectations.creation_observed(key)
+                self.enqueue(key)
+            return
+        for rs in self._matching_owners(pod):
+            self.enqueue(rs)
+
+    def _pod_updated(self, old: dict, new: dict) -> None:
+        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
+            return
+        labels_changed = meta.labels_of(old) != meta.labels_of(new)
+        if new["metadata"].get("deletionTimestamp"):
+            self._pod_deleted(new)
+            if labels_changed:
+                self._pod_deleted(old)
+            return
+        old_ref, new_ref = controller_ref(old), controller_ref(new)
+        ref_changed = (old_ref or {}).get("uid") != (new_ref or {}).get("uid")
+        if ref_changed and old_ref is not None:
+            prev = self._owner_of(old, old_ref)
+            if prev is not None:
+                self.enqueue(prev)
+        if new_ref is not None:
+            rs = self._owner_of(new, new_ref)
+            if rs is None:
+                return
+            self.enqueue(rs)
+            min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+            if min_ready > 0 and not is_pod_ready(old) and is_pod_ready(new):
+                self.enqueue_after(rs, min_ready)
+            return
+        if labels_changed or ref_changed:
+            for rs in self._matching_owners(new):
+                self.enqueue(rs)
+
+    def _pod_deleted(self, pod: dict) -> None:
+        ref = controller_ref(pod)
+        if ref is None:
+            return
+        rs = self._owner_of(pod, ref)
+        if rs is None:
+            return
+        key = meta.key_of(rs)
+        self.expectations.deletion_observed(key, pod["metadata"].get("uid"))
+        self.enqueue(key)
+
+    # --- reconcile -----------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.now(), UTC)
+
+    async def reconcile(self, key: str) -> float | None:
+        rs = self.rs_informer.get(key)
+        if rs is None:
+            self.expectations.forget(key)
+            return None
+        needs_sync = self.expectations.satisfied(key)
+        selector = selector_of(rs)
+        live = [p for p in candidates(self.pod_informer, rs) if is_pod_active(p)]
+        pods = await claim(self.client, PODS, rs, live, selector)
+        failure: tuple[str, str] | None = None
+        if needs_sync and not rs["metadata"].get("deletionTimestamp"):
+            failure = await self._manage_replicas(pods, rs, key)
+        updated = await self._update_status(rs, pods, failure)
+        if failure is not None:
+            raise RuntimeError(f"{failure[0]}: {failure[1]}")
+        return self._next_availability_check(updated or rs, pods)
+
+    def _next_availability_check(self, rs: dict, pods: list[dict]) -> float | None:
+        """Seconds until the next ready pod becomes available, when minReadySeconds holds some back."""
+        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+        if min_ready <= 0:
+            return None
+        now = self.clock.now()
+        waits = []
+        for p in pods:
+            since = _ready_since(p)
+            if since is not None and now - since < min_ready:
+                waits.append(since + min_ready - now)
+        return max(min(waits), 0.001) + 0.001 if waits else None
+
+    async def _manage_replicas(self, pods: list[dict], rs: dict, key: str) -> tuple[str, str] | None:
+        """Create or delete the difference; returns (reason, message) of the first failure."""
+        diff = len(pods) - int((rs.get("spec") or {}).get("replicas") or 0)
+        if diff < 0:
+            n = min(-diff, BURST)
+            self.expectations.expect_creations(key, n)
+            created, err = await self._slow_start(n, lambda: self._create_pod(rs))
+            for _ in range(n - created):
+                self.expectations.creation_observed(key)
+            return ("FailedCreate", err) if err else None
+        if diff > 0:
+            n = min(diff, BURST)
+            victims = deletion_order(pods)[:n]
+            self.expectations.expect_deletions(key, [p["metadata"]["uid"] for p in victims])
+            results = await asyncio.gather(*(self._delete_pod(rs, key, p) for p in victims))
+            err = next((r for r in results if r), None)
+            return ("FailedDelete", err) if err else None
+        return None
+
+    async def _slow_start(self, count: int, fn: Any) -> tuple[int, str | None]:
+        """Run ``fn`` ``count`` times in batches of 1, 2, 4, ...; stop after a batch with a failure.
+        Returns (successes, first error message)."""
+        done = 0
+        batch = min(count, SLOW_START_INITIAL)
+        remaining = count
+        while batch > 0:
+            results = await asyncio.gather(*(fn() for _ in range(batch)))
+            errs = [r for r in results if r]
+            done += batch - len(errs)
+            if errs:
+                return done, errs[0]
+            remaining -= batch
+            batch = min(2 * batch, remaining)
+        return done, None
+
+    async def _create_pod(self, rs: dict) -> str | None:
+        pod = pod_from_template((rs.get("spec") or {}).get("template") or {}, rs)
+        ns = rs["metadata"]["namespace"]
+        try:
+            created = await self.client.create(PODS, pod, ns)
+        except errors.StatusError as e:
+            if not _namespace_terminating(e):
+                self.recorder.warning(rs, "FailedCreate", f"Error creating: {e}")
+            return str(e)
+        self.recorder.normal(rs, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+        return None
+
+    async def _delete_pod(self, rs: dict, key: str, pod: dict) -> str | None:
+        md = pod["metadata"]
+        try:
+            await self.client.delete(PODS, md["name"], md["namespace"], preconditions={"uid": md["uid"]})
+        except errors.NotFound:
+            self.expectations.deletion_observed(key, md["uid"])
+            return None
+        except errors.StatusError as e:
+            self.expectations.deletion_observed(key, md["uid"])
+            self.recorder.warning(rs, "FailedDelete", f"Error deleting: {e}")
+            return str(e)
+        self.recorder.normal(rs, "SuccessfulDelete", f"Deleted pod: {md['name']}")
+        return None
+
+    # --- status --------------------------------------------------------------------------
+
+    def calculate_status(self, rs: dict, pods: list[dict], failure: tuple[str, str] | None) -> dict:
+        spec = rs.get("spec") or {}
+        template_labels = from_set(((spec.get("template") or {}).get("metadata") or {}).get("labels") or {})
+        min_ready = int(spec.get("minReadySeconds") or 0)
+        now = self._now()
+        fully = ready = available = 0
+        for p in pods:
+            if template_labels.matches(meta.labels_of(p)):
+                fully += 1
+            if is_pod_ready(p):
+                ready += 1
+                if is_pod_available(p, min_ready, now):
+                    available += 1
+        old = rs.get("status") or {}
+        status: dict[str, Any] = {"replicas": len(pods), "fullyLabeledReplicas": fully, "readyReplicas": ready,
+                                  "availableReplicas": available,
+                                  "observedGeneration": int(rs["metadata"].get("generation") or 0)}
+        conditions = [dict(c) for c in old.get("conditions") or []]
+        has_failure = any(c.get("type") == "ReplicaFailure" for c in conditions)
+        if failure is not None and not has_failure:
+            conditions.append({"type": "ReplicaFailure", "status": "True",
+                               "lastTransitionTime": meta.to_rfc3339(now), "reason": failure[0],
+                               "message": failure[1]})
+        elif failure is None and has_failure:
+            conditions = [c for c in conditions if c.get("type") != "ReplicaFailure"]
+        if conditions:
+            status["conditions"] = conditions
+        return {k: v for k, v in status.items() if v or k == "replicas"}
+
+    async def _update_status(self, rs: dict, pods: list[dict], failure: tuple[str, str] | None) -> dict | None:
+        status = self.calculate_status(rs, pods, failure)
+        if status == (rs.get("status") or {}):
+            return None
+        current = rs
+        for attempt in range(STATUS_RETRIES + 1):
+            obj = {k: v for k, v in current.items() if k != "status"}
+            obj["status"] = status
+            try:
+                return await self.client.update_status(self.resource, obj)
+            except errors.Conflict:
+                if attempt == STATUS_RETRIES:
+                    raise
+                md = current["metadata"]
+                current = await self.client.get(self.resource, md["name"], md["namespace"])
+                if current["metadata"].get("uid") != md.get("uid"):
+                    return None
+            except errors.NotFound:
+                return None
+        return None
+
+
+def _namespace_terminating(e: errors.StatusError) -> bool:
+    """Creating in a namespace being deleted fails; that is expected, not worth an event."""
+    return any(getattr(c, "type", None) == "NamespaceTerminating" or getattr(c, "reason", None) ==
+               "NamespaceTerminating" for c in e.causes) or "because it is being terminated" in e.message
