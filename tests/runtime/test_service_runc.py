@@ -39,8 +39,9 @@ def require_runc_env() -> None:
         pytest.skip(f"missing: {missing}")
 
 
-def veths() -> set[str]:
-    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True).stdout
+def veths(bridge: str) -> set[str]:
+    """Host ends of the veth pairs on this test's bridge (other tests may add veths elsewhere)."""
+    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True).stdout
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if line.strip()}
 
 
@@ -262,7 +263,7 @@ async def test_daemon_restart_keeps_containers(env, cri, busybox_image, tmp_path
 
 
 async def test_no_leaks_after_stop_and_remove(env, cri, busybox_image, tmp_path):
-    veths_before = veths()
+    veths_before = veths(env.bridge)
     sids, cids = [], []
     for i in range(2):
         sid = await run_pod(cri, tmp_path, name=f"leak{i}", ports=[(80, 0)])
@@ -271,7 +272,8 @@ async def test_no_leaks_after_stop_and_remove(env, cri, busybox_image, tmp_path)
         cids.append(await run_container(cri, sid, busybox_image, ["true"], name="done"))
     for cid in cids:
         await wait_state(cri, cid, pb.CONTAINER_RUNNING if cids.index(cid) % 2 == 0 else pb.CONTAINER_EXITED)
-    assert len(veths() - veths_before) == 2
+    pod_veths = veths(env.bridge) - veths_before
+    assert len(pod_veths) == 2
     assert mounts_under(env.root)
     assert cgroups_named(cids[::2])
 
@@ -280,7 +282,9 @@ async def test_no_leaks_after_stop_and_remove(env, cri, busybox_image, tmp_path)
         await cri.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid), timeout=60)
 
     assert mounts_under(env.root) == []
-    assert veths() - veths_before == set()
+    assert veths(env.bridge) - veths_before == set()
+    for name in pod_veths:
+        assert subprocess.run(["ip", "link", "show", name], capture_output=True).returncode != 0, name
     ipam = env.root / "cni" / "ipam"
     reservations = [p for p in ipam.rglob("*") if p.is_file() and not p.name.startswith(("last_reserved_ip", "lock"))]
     assert reservations == []
