@@ -45,6 +45,10 @@ def veths(bridge: str) -> set[str]:
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if line.strip()}
 
 
+def link_exists(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
+
+
 def mounts_under(root: Path) -> list[str]:
     prefix = str(root)
     with open("/proc/self/mountinfo") as f:
@@ -284,7 +288,7 @@ async def test_no_leaks_after_stop_and_remove(env, cri, busybox_image, tmp_path)
     assert mounts_under(env.root) == []
     assert veths(env.bridge) - veths_before == set()
     for name in pod_veths:
-        assert subprocess.run(["ip", "link", "show", name], capture_output=True).returncode != 0, name
+        assert not link_exists(name), name
     ipam = env.root / "cni" / "ipam"
     reservations = [p for p in ipam.rglob("*") if p.is_file() and not p.name.startswith(("last_reserved_ip", "lock"))]
     assert reservations == []
