@@ -105,6 +105,7 @@ class SchedulingQueue:
         self._in_flight: dict[str, QueuedPod] = {}   # popped, outcome not yet reported
         self._active: list[_Entry] = []
         self._backoff: list[tuple[float, int, QueuedPod]] = []
+        self._unschedulable: set[str] = set()        # keys, so events need not scan every pod
         self._active_count = 0
         self._backoff_count = 0
         self._wakeup = asyncio.Event()
@@ -131,10 +132,9 @@ class SchedulingQueue:
     # -- counts ---------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        out = {ACTIVE: 0, BACKOFF: 0, UNSCHEDULABLE: 0, GATED: 0}
-        for where in self._where.values():
-            out[where] += 1
-        return out
+        un = len(self._unschedulable)
+        return {ACTIVE: self._active_count, BACKOFF: self._backoff_count, UNSCHEDULABLE: un,
+                GATED: len(self._where) - self._active_count - self._backoff_count - un}
 
     def __len__(self) -> int:
         return len(self._where)
@@ -163,6 +163,8 @@ class SchedulingQueue:
                 self._active_count -= 1
             elif where == BACKOFF:
                 self._backoff_count -= 1
+            elif where == UNSCHEDULABLE:
+                self._unschedulable.discard(key)
         return qp
 
     def _fresh(self, qp: QueuedPod) -> QueuedPod:
@@ -190,6 +192,7 @@ class SchedulingQueue:
     def _push_unschedulable(self, qp: QueuedPod) -> None:
         self._pods[qp.key] = qp
         self._where[qp.key] = UNSCHEDULABLE
+        self._unschedulable.add(qp.key)
 
     def backoff_duration(self, attempts: int) -> float:
         d = self.initial_backoff
@@ -320,12 +323,12 @@ class SchedulingQueue:
         the event only then too). Returns how many pods moved."""
         if plugins is None:
             self.move_request_cycle = self.scheduling_cycle
-            keys = [k for k, w in self._where.items() if w == UNSCHEDULABLE]
+            keys = list(self._unschedulable)
         else:
             if self._in_flight:
                 self.move_request_cycle = self.scheduling_cycle
-            keys = [k for k, w in self._where.items()
-                    if w == UNSCHEDULABLE and not self._pods[k].unschedulable_plugins.isdisjoint(plugins)]
+            keys = [k for k in self._unschedulable
+                    if not self._pods[k].unschedulable_plugins.isdisjoint(plugins)]
         for k in keys:
             qp = self._take(k)
             if qp is not None:
@@ -346,8 +349,7 @@ class SchedulingQueue:
 
     def flush_unschedulable_leftover(self) -> int:
         now = self.clock.monotonic()
-        keys = [k for k, w in self._where.items()
-                if w == UNSCHEDULABLE and now - self._pods[k].added >= self.unschedulable_timeout]
+        keys = [k for k in self._unschedulable if now - self._pods[k].added >= self.unschedulable_timeout]
         for k in keys:
             qp = self._take(k)
             if qp is not None:
