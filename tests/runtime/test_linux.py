@@ -411,3 +411,52 @@ async def test_a_killed_shim_is_noticed_and_the_container_still_stops(h):
     await h.driver.stop_container(c, 0)
     st = await h.driver.container_state(c)
     assert (st.state, st.exit_code) == ("EXITED", 255) and "shim" in st.message
+
+
+REPO = str(Path(__file__).resolve().parents[2])
+CHILD_DAEMON = """
+import asyncio, pickle, sys
+from runtime.linux import RuncDriver
+sb, c, cidr, bridge, root = pickle.load(open(sys.argv[1], "rb"))
+async def main():
+    d = RuncDriver(root, pod_cidr=cidr, bridge=bridge)
+    await d.start([], [])
+    net = await d.run_sandbox(sb)
+    await d.create_container(c, sb, net)
+    await d.start_container(c)
+    print(net.netns_path, net.ip, flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_daemon_leaves_containers_running_and_a_new_one_takes_over(h, tmp_path):
+    import pickle
+    import signal
+    import sys
+
+    from runtime.driver import SandboxNetwork
+    from tests.runtime.test_linux_harness import make_container, make_sandbox
+    sb = make_sandbox(h.root, "survivor")
+    c = make_container(h.root, sb, h.layer, ["sh", "-c", "i=0; while [ ! -f /tmp/stop ]; do "
+                                                         "echo tick $i; i=$((i+1)); sleep 0.1; done; exit 3"])
+    h.sandboxes.append(sb)
+    h.containers.append(c)
+    args = tmp_path / "specs.pickle"
+    await asyncio.to_thread(args.write_bytes, pickle.dumps((sb, c, h.cidr, h.bridge, h.root)))
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", CHILD_DAEMON, str(args),
+                                                 stdout=asyncio.subprocess.PIPE, cwd=REPO)
+    try:
+        netns, ip = (await asyncio.wait_for(child.stdout.readline(), 60)).decode().split()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        await child.wait()
+    h.networks[sb.id] = SandboxNetwork(netns_path=netns, ip=ip)
+    await wait_log(c, b"tick 1")
+    lines_then = len(read_log(c.log_path))
+    await h.driver.start([sb], [c])
+    assert (await h.driver.container_state(c)).state == "RUNNING"
+    await wait_for(lambda: len(read_log(c.log_path)) > lines_then + 2)     # the shim still writes the log
+    await h.driver.exec_sync(c, ["touch", "/tmp/stop"], 10)
+    st = await h.wait_state(c)
+    assert (st.exit_code, st.reason) == (3, "Error")
