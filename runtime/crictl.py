@@ -133,7 +133,8 @@ def load_config(path: str, cls: type) -> Any:
     if not isinstance(data, dict):
         raise CLIError(f"{path}: expected a mapping")
     try:
-        return json_format.ParseDict(data, cls())
+        # Like crictl, fields this runtime does not model (windows, CDI devices, ...) are ignored.
+        return json_format.ParseDict(data, cls(), ignore_unknown_fields=True)
     except json_format.ParseError as e:
         raise CLIError(f"{path}: {e}") from e
 

@@ -161,9 +161,16 @@ def test_endpoint_from_environment_and_errors(endpoint, tmp_path):
     bad = crictl(None, "pull", "Not A Ref", env=env, check=False)
     assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr.decode()
     broken = tmp_path / "broken.json"
-    broken.write_text('{"metadata": {"name": "x"}, "no_such_field": 1}')
+    broken.write_text('{"metadata": {"name": "x", "attempt": "many"}}')
     result = crictl(None, "runp", str(broken), env=env, check=False)
-    assert result.returncode == 1 and "no_such_field" in result.stderr.decode()
+    assert result.returncode == 1 and "attempt" in result.stderr.decode()
+    # Fields this runtime does not model are ignored, as crictl does.
+    extra = tmp_path / "extra.json"
+    extra.write_text('{"metadata": {"name": "x", "namespace": "default"}, "windows": {}, "linux": '
+                     '{"security_context": {"namespace_options": {"network": 2}, "seccomp_profile_path": ""}}}')
+    pod = out(crictl(None, "runp", str(extra), env=env)).strip()
+    inspected = orjson.loads(crictl(None, "inspectp", pod, env=env).stdout)
+    assert inspected["status"]["linux"]["namespaces"]["options"]["network"] == "NODE"
 
 
 def test_logs(endpoint, tmp_path):
