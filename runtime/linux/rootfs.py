@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from . import syscalls
+
+MAX_MOUNT_DATA = 3800      # of the 4096 bytes the kernel copies for mount options
 
 
 def mount_rootfs(state_dir: Path, layer_dirs: list[Path]) -> Path:
@@ -26,7 +29,20 @@ def mount_rootfs(state_dir: Path, layer_dirs: list[Path]) -> Path:
         empty.mkdir(exist_ok=True)
         lowers = [str(empty)]
     opts = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
-    syscalls.mount("overlay", str(target), "overlay", 0, opts)
+    if len(opts) < MAX_MOUNT_DATA:
+        syscalls.mount("overlay", str(target), "overlay", 0, opts)
+        return target
+    # Mount options must fit in one page: name the layers by short relative links and mount
+    # from inside the link directory (overlayfs resolves the paths at mount time).
+    links = state_dir / "l"
+    links.mkdir(exist_ok=True)
+    for i, lower in enumerate(lowers):
+        link = links / str(i)
+        if not link.is_symlink():
+            link.symlink_to(lower)
+    opts = f"lowerdir={':'.join(str(i) for i in range(len(lowers)))},upperdir=../upper,workdir=../work"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, "../rootfs"], cwd=links,
+                   check=True, capture_output=True)
     return target
 
 

@@ -460,3 +460,23 @@ async def test_a_killed_daemon_leaves_containers_running_and_a_new_one_takes_ove
     await h.driver.exec_sync(c, ["touch", "/tmp/stop"], 10)
     st = await h.wait_state(c)
     assert (st.exit_code, st.reason) == (3, "Error")
+
+
+async def test_many_layers_with_long_paths_still_mount(h, tmp_path):
+    from runtime.linux import rootfs
+    layers = []
+    for i in range(60):
+        d = tmp_path / ("layer-" + "x" * 80 + f"-{i:02d}")
+        d.mkdir()
+        (d / f"file{i}").write_text(str(i))
+        layers.append(d)
+    (layers[10] / "shadowed").write_text("low")
+    (layers[50] / "shadowed").write_text("high")
+    state = h.root / "many-layers"
+    target = await asyncio.to_thread(rootfs.mount_rootfs, state, layers)
+    try:
+        assert (target / "file0").read_text() == "0" and (target / "file59").read_text() == "59"
+        assert (target / "shadowed").read_text() == "high"       # the upper layer wins
+    finally:
+        await asyncio.to_thread(rootfs.remove_state, state)
+    assert not state.exists()
