@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+import structlog
 
 from runtime.driver import (
     ContainerRunState,
@@ -48,6 +49,8 @@ from . import spec as ocispec
 from .network import CNI, Attachment
 from .runc import Runc, RuncError
 from .sandbox import Namespaces, create_namespaces, namespace_paths, release_namespaces, write_pod_files
+
+log = structlog.get_logger(component="runtime.linux")
 
 SHIM = str(Path(__file__).with_name("shim.py"))
 SHIM_REPLY_WAIT = 120.0   # seconds for a shim to report the container running (runc run)
@@ -295,6 +298,7 @@ class RuncDriver:
         await asyncio.to_thread(_write_json, c.state_dir / "start_error.json",
                                 {"exit_code": code, "message": message, "finished_at": time.time_ns()})
         c.exited.set()
+        log.info("container failed to start", container=c.id[:13], exit_code=code, error=message)
         raise StartError(message, code)
 
     def _watch(self, c: _Container) -> None:
@@ -325,7 +329,10 @@ class RuncDriver:
                     # Still running without its shim: watch the init process itself.
                     pid = int(st.get("pid") or 0)
                     if pid and await self._watch_pid(c, pid):
+                        log.warning("container runs without its shim; watching its process",
+                                    container=c.id[:13], pid=pid)
                         return
+                log.warning("container shim gone without an exit status", container=c.id[:13])
                 await asyncio.to_thread(_write_json, c.state_dir / "status.json", {
                     "exit_code": 255, "signal": 0, "finished_at": time.time_ns(), "oom": False,
                     "message": "the container's shim exited without recording an exit status"})
