@@ -47,6 +47,8 @@ class Attachment:
 
 
 class CNI:
+    """Blocking constructor (creates the IPAM directory): call it from a thread."""
+
     def __init__(self, root: Path, bin_dir: str, pod_cidr: str, bridge: str = "navarch0"):
         net = ipaddress.ip_network(pod_cidr, strict=False)
         self.bin_dir = bin_dir
@@ -54,6 +56,9 @@ class CNI:
         self.bridge = bridge
         self.ipam_dir = root / "cni" / "ipam"
         self.ipam_dir.mkdir(parents=True, exist_ok=True)
+        # The network as a conflist file, for people and tools (the driver runs the chain itself).
+        conflist = {"cniVersion": CNI_VERSION, "name": NETWORK_NAME, "plugins": self.plugins(True)}
+        (root / "cni" / f"{NETWORK_NAME}.conflist").write_bytes(orjson.dumps(conflist, option=orjson.OPT_INDENT_2))
 
     def plugins(self, with_portmap: bool) -> list[dict]:
         chain: list[dict] = [{
