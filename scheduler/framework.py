@@ -95,6 +95,9 @@ class PreFilterPlugin(Plugin, Protocol):
 
 
 class FilterPlugin(Plugin, Protocol):
+    """May also offer ``filter_batch(state, pod, nodes) -> list[Status | None]`` (None: passes),
+    the same decisions for many nodes in one call; the runner prefers it when present."""
+
     def filter(self, state: CycleState, pod: dict, node: NodeInfo) -> Status: ...
 
 
@@ -109,6 +112,8 @@ class PreScorePlugin(Plugin, Protocol):
 
 
 class ScorePlugin(Plugin, Protocol):
+    """May also offer ``score_batch(state, pod, nodes) -> list[int]``, preferred when present."""
+
     def score(self, state: CycleState, pod: dict, node: NodeInfo) -> tuple[int, Status]: ...
 
     def normalize_scores(self, state: CycleState, pod: dict, scores: dict[str, int]) -> Status:
@@ -196,7 +201,7 @@ SKIP_FILTER_KEY = "framework/skip-filter"      # plugins whose PreFilter returne
 NARROWED_BY_KEY = "framework/narrowed-by"      # plugins whose PreFilter narrowed the node set
 PRE_SCORE_KEY = "framework/pre-score"          # Status of the PreScore run
 SKIP_SCORE_KEY = "framework/skip-score"        # plugins whose PreScore returned SKIP
-SCORES_KEY = "framework/scores"                # plugin -> node -> normalized, unweighted score
+SCORES_KEY = "framework/scores"                # (node names, plugin -> normalized scores in that order)
 
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
@@ -257,6 +262,43 @@ class FrameworkHandle:
         return self._framework.run_filter(state, pod, node)
 
 
+def _filter_batch(plugin: Any) -> Any:
+    """``plugin.filter_batch(state, pod, nodes) -> [Status | None]`` (None: the node passes),
+    or a loop over ``plugin.filter`` for plugins that only filter one node at a time."""
+    batch = getattr(plugin, "filter_batch", None)
+    if batch is not None:
+        return batch
+    f = plugin.filter
+
+    def loop(state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
+        out: list[Status | None] = []
+        for ni in nodes:
+            st = f(state, pod, ni)
+            out.append(None if st.code == Code.SUCCESS or st.code == Code.SKIP else st)
+        return out
+    return loop
+
+
+def _score_batch(plugin: Any) -> Any:
+    """``plugin.score_batch(state, pod, nodes) -> [int]``, or a loop over ``plugin.score``
+    (raising ``PluginError`` on a failed score)."""
+    batch = getattr(plugin, "score_batch", None)
+    if batch is not None:
+        return batch
+    score = plugin.score
+
+    def loop(state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[int]:
+        out = []
+        for ni in nodes:
+            v, st = score(state, pod, ni)
+            if not st.ok:
+                st.plugin = st.plugin or plugin.name
+                raise PluginError(st)
+            out.append(v)
+        return out
+    return loop
+
+
 class Framework:
     """Runs one profile's plugins at each extension point.
 
@@ -291,6 +333,8 @@ class Framework:
         self.bind_plugins = at("bind")
         self.post_bind_plugins = at("postBind")
         self.weights: dict[str, int] = {p.name: profile.weights.get(p.name, 1) for p in self.score_plugins}
+        self._filter_batches = [(p, _filter_batch(p)) for p in self.filter_plugins]
+        self._score_batches = [(p, _score_batch(p)) for p in self.score_plugins]
 
     # -- queue -------------------------------------------------------------------------------
 
@@ -396,6 +440,7 @@ class Framework:
         ``status.nominatedNodeName`` tries that node first and takes it alone when it fits.
         ``percentage`` None means the profile's percentageOfNodesToScore (else adaptive).
         Returns the feasible nodes, the failures by node name, and where the next cycle starts.
+        Nodes are filtered in chunks, each plugin over a whole chunk (see ``filter_batch``).
         """
         if PRE_FILTER_KEY not in state:
             self.run_pre_filter(state, pod, snapshot)
@@ -408,21 +453,12 @@ class Framework:
                 statuses[ni.name] = pre_status
             return [], statuses, start_index
         skipped = state.get(SKIP_FILTER_KEY) or ()
-        filters = [(p.name, p.filter) for p in self.filter_plugins if p.name not in skipped]
-
-        def check(ni: NodeInfo) -> Status | None:
-            for name, f in filters:
-                st = f(state, pod, ni)
-                if st.code != Code.SUCCESS and st.code != Code.SKIP:
-                    if not st.plugin:
-                        st.plugin = name
-                    return st
-            return None
+        filters = [(p.name, b) for p, b in self._filter_batches if p.name not in skipped]
 
         nominated = (pod.get("status") or {}).get("nominatedNodeName")
         if nominated and (allowed is None or nominated in allowed):
             ni = snapshot.get(nominated)
-            if ni is not None and check(ni) is None:
+            if ni is not None and self._filter_chunk(state, pod, [ni], filters)[0] is None:
                 return [ni], statuses, start_index
         if allowed is not None:
             candidates = [ni for ni in nodes if ni.name in allowed]
@@ -436,24 +472,49 @@ class Framework:
         else:
             candidates = nodes
         m = len(candidates)
+        if m == 0:
+            return [], statuses, 0
         if percentage is None:
             percentage = getattr(self.profile, "percentage_of_nodes_to_score", None)
         to_find = num_feasible_nodes_to_find(percentage, m)
+        start = start_index % m
+        ordered = candidates[start:] + candidates[:start] if start else candidates
         feasible: list[NodeInfo] = []
-        processed = 0
-        start = start_index % m if m else 0
-        for i in range(m):
-            ni = candidates[(start + i) % m]
-            processed += 1
-            st = check(ni)
-            if st is None:
-                feasible.append(ni)
-                if len(feasible) >= to_find:
-                    break
-            else:
-                statuses[ni.name] = st
-        next_start = (start + processed) % m if m else 0
-        return feasible, statuses, next_start
+        pos = 0
+        while pos < m and len(feasible) < to_find:
+            need = to_find - len(feasible)
+            chunk = ordered[pos:pos + max(need, 64)]
+            results = self._filter_chunk(state, pod, chunk, filters)
+            for ni, st in zip(chunk, results, strict=True):
+                pos += 1
+                if st is None:
+                    feasible.append(ni)
+                    if len(feasible) >= to_find:
+                        break
+                else:
+                    statuses[ni.name] = st
+        return feasible, statuses, (start + pos) % m
+
+    @staticmethod
+    def _filter_chunk(state: CycleState, pod: dict, chunk: list[NodeInfo],
+                      filters: list[tuple[str, Any]]) -> list[Status | None]:
+        """Each filter over the nodes still passing: the first failure per node, None if it fits."""
+        results: list[Status | None] = [None] * len(chunk)
+        alive = list(range(len(chunk)))
+        for name, batch in filters:
+            if not alive:
+                break
+            out = batch(state, pod, [chunk[i] for i in alive])
+            still = []
+            for i, st in zip(alive, out, strict=True):
+                if st is None:
+                    still.append(i)
+                else:
+                    if not st.plugin:
+                        st.plugin = name
+                    results[i] = st
+            alive = still
+        return results
 
     async def run_post_filter(self, state: CycleState, pod: dict,
                               statuses: dict[str, Status]) -> tuple[str | None, Status]:
@@ -501,48 +562,38 @@ class Framework:
         if not pre.ok:
             raise PluginError(pre)
         skipped = state.get(SKIP_SCORE_KEY) or ()
-        totals = {ni.name: 0 for ni in nodes}
-        by_plugin: dict[str, dict[str, int]] = {}
-        for p in self.score_plugins:
+        names = [ni.name for ni in nodes]
+        totals = [0] * len(nodes)
+        by_plugin: dict[str, list[int]] = {}
+        for p, batch in self._score_batches:
             if p.name in skipped:
                 continue
-            scores: dict[str, int] = {}
-            score = p.score
-            for ni in nodes:
-                s, st = score(state, pod, ni)
-                if not st.ok:
-                    st.plugin = st.plugin or p.name
-                    raise PluginError(st)
-                scores[ni.name] = s
+            values = batch(state, pod, nodes)
             normalize = getattr(p, "normalize_scores", None)
             if normalize is not None:
+                scores = dict(zip(names, values, strict=True))
                 st = normalize(state, pod, scores)
                 if not st.ok:
                     st.plugin = st.plugin or p.name
                     raise PluginError(st)
-            by_plugin[p.name] = scores
+                values = [scores[n] for n in names]
+            by_plugin[p.name] = values
             w = self.weights.get(p.name, 1)
-            for name, s in scores.items():
-                totals[name] += s * w
-        state[SCORES_KEY] = by_plugin
-        return totals
+            totals = [t + v * w for t, v in zip(totals, values, strict=True)]
+        state[SCORES_KEY] = (names, by_plugin)
+        return dict(zip(names, totals, strict=True))
 
     @staticmethod
     def select_host(scores: dict[str, int], rng: Any = None) -> str | None:
         """The best-scored node; ties broken uniformly at random. None when ``scores`` is empty."""
+        if not scores:
+            return None
+        best = max(scores.values())
+        top = [name for name, v in scores.items() if v == best]
+        if len(top) == 1:
+            return top[0]
         import random
-        rng = rng or random
-        best: str | None = None
-        best_score = 0
-        ties = 0
-        for name, s in scores.items():
-            if best is None or s > best_score:
-                best, best_score, ties = name, s, 1
-            elif s == best_score:
-                ties += 1
-                if rng.randrange(ties) == 0:
-                    best = name
-        return best
+        return (rng or random).choice(top)
 
     # -- reserve, permit, binding ----------------------------------------------------------
 

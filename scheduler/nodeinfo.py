@@ -57,8 +57,9 @@ class NodeInfo:
     """Implements ``scheduler.framework.NodeInfo``.
 
     ``used_ports`` is a Counter of ``(hostIP, protocol, hostPort)`` (membership works as for a
-    set). ``generation`` changes on every mutation, so a cache can tell which NodeInfos changed
-    since its last snapshot.
+    set). ``generation`` is unique across all NodeInfos and changes on every mutation, so a
+    cache can tell which NodeInfos changed since its last snapshot, and plugins may remember
+    per-node results by it. Mutate only through ``set_node``, ``add_pod`` and ``remove_pod``.
     """
 
     __slots__ = ("node", "name", "labels", "taints", "unschedulable", "allocatable", "pods",
@@ -178,16 +179,62 @@ class NodeInfo:
 
 
 class Snapshot:
-    """Implements ``scheduler.framework.Snapshot``: the nodes of one cycle, in a stable order."""
+    """Implements ``scheduler.framework.Snapshot``: the nodes of one cycle, in a stable order.
+
+    A cache may keep one Snapshot and refresh it between cycles with ``set`` (add or replace a
+    node's NodeInfo, typically a ``clone()`` of a changed one) and ``remove``; the lists of
+    nodes with affinity pods are then kept up to date per changed node instead of rebuilt.
+    """
 
     def __init__(self, nodes: Iterable[NodeInfo] = ()):
         self.nodes: list[NodeInfo] = list(nodes)
         self._by_name = {n.name: n for n in self.nodes}
+        self._index = {n.name: i for i, n in enumerate(self.nodes)}
+        self._aff: dict[str, NodeInfo] = {n.name: n for n in self.nodes if n.pods_with_affinity}
+        self._anti: dict[str, NodeInfo] = {n.name: n for n in self.nodes if n.pods_with_required_anti_affinity}
         self._with_affinity: list[NodeInfo] | None = None
         self._with_anti: list[NodeInfo] | None = None
 
     def get(self, name: str) -> NodeInfo | None:
         return self._by_name.get(name)
+
+    def set(self, ni: NodeInfo) -> None:
+        """Add a node (at the end) or replace the NodeInfo of a node already present."""
+        i = self._index.get(ni.name)
+        if i is None:
+            self._index[ni.name] = len(self.nodes)
+            self.nodes.append(ni)
+        else:
+            self.nodes[i] = ni
+        self._by_name[ni.name] = ni
+        self._track(ni.name, ni)
+
+    def remove(self, name: str) -> None:
+        i = self._index.pop(name, None)
+        if i is None:
+            return
+        del self.nodes[i]
+        del self._by_name[name]
+        for j in range(i, len(self.nodes)):
+            self._index[self.nodes[j].name] = j
+        self._track(name, None)
+
+    def _track(self, name: str, ni: NodeInfo | None) -> None:
+        for members, has in ((self._aff, ni is not None and ni.pods_with_affinity),
+                             (self._anti, ni is not None and ni.pods_with_required_anti_affinity)):
+            if has:
+                members[name] = ni  # type: ignore[assignment]
+            else:
+                members.pop(name, None)
+        self._with_affinity = None
+        self._with_anti = None
+
+    def invalidate(self) -> None:
+        """Recompute which nodes have affinity pods (after NodeInfos were mutated in place)."""
+        self._aff = {n.name: n for n in self.nodes if n.pods_with_affinity}
+        self._anti = {n.name: n for n in self.nodes if n.pods_with_required_anti_affinity}
+        self._with_affinity = None
+        self._with_anti = None
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -203,11 +250,11 @@ class Snapshot:
     @property
     def have_pods_with_affinity(self) -> list[NodeInfo]:
         if self._with_affinity is None:
-            self._with_affinity = [n for n in self.nodes if n.pods_with_affinity]
+            self._with_affinity = list(self._aff.values())
         return self._with_affinity
 
     @property
     def have_pods_with_required_anti_affinity(self) -> list[NodeInfo]:
         if self._with_anti is None:
-            self._with_anti = [n for n in self.nodes if n.pods_with_required_anti_affinity]
+            self._with_anti = list(self._anti.values())
         return self._with_anti

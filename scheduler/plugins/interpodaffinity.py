@@ -45,6 +45,16 @@ def preferred_terms(pod: dict, kind: str, ns_labels: Any = None) -> list[PodTerm
             for t in (_affinity(pod).get(kind) or {}).get(PREFERRED) or ()]
 
 
+class _PodTerms:
+    __slots__ = ("required_affinity", "required_anti", "preferred_affinity", "preferred_anti")
+
+    def __init__(self, pod: dict, ns_labels: Any = None):
+        self.required_affinity = required_terms(pod, "podAffinity", ns_labels)
+        self.required_anti = required_terms(pod, "podAntiAffinity", ns_labels)
+        self.preferred_affinity = preferred_terms(pod, "podAffinity", ns_labels)
+        self.preferred_anti = preferred_terms(pod, "podAntiAffinity", ns_labels)
+
+
 class _PreFilterState:
     __slots__ = ("affinity", "anti", "affinity_counts", "anti_counts", "existing_anti_counts",
                  "pod_labels", "pod_ns")
@@ -76,7 +86,8 @@ class InterPodAffinity:
         self.validate_args(args)
         self.hard_weight = int(args.get("hardPodAffinityWeight", 1))
         self.handle = handle
-        self._cache: dict[tuple, list[PodTerm]] = {}
+        self._cache: dict[tuple, _PodTerms] = {}
+        self._matches: dict[tuple, bool] = {}
 
     @staticmethod
     def validate_args(args: Mapping) -> None:
@@ -88,30 +99,41 @@ class InterPodAffinity:
     def _ns_labels(self) -> Any:
         return namespace_labels_from(self.handle)
 
-    def _terms(self, pod: dict, kind: str, required: bool) -> list[PodTerm]:
-        """An existing pod's compiled terms, cached by uid and resourceVersion (an existing
-        pod's terms are compiled once, not once per cycle)."""
+    def _terms(self, pod: dict) -> _PodTerms:
+        """An existing pod's compiled terms, cached by uid and resourceVersion (compiled once,
+        not once per cycle)."""
         meta = pod.get("metadata") or {}
         uid = meta.get("uid")
         if not uid:
-            f = required_terms if required else preferred_terms
-            return f(pod, kind, self._ns_labels())
-        key = (uid, meta.get("resourceVersion"), kind, required)
+            return _PodTerms(pod, self._ns_labels())
+        key = (uid, meta.get("resourceVersion"))
         terms = self._cache.get(key)
         if terms is None:
             if len(self._cache) > 100_000:
                 self._cache.clear()
-            f = required_terms if required else preferred_terms
-            terms = self._cache[key] = f(pod, kind, self._ns_labels())
+            terms = self._cache[key] = _PodTerms(pod, self._ns_labels())
         return terms
 
-    # -- filter ------------------------------------------------------------------------------
+    def _match(self, t: PodTerm, pod: dict) -> bool:
+        """``t.matches(pod)``, remembered by term signature and pod uid and resourceVersion
+        (labels and namespace cannot change without a new resourceVersion)."""
+        meta = pod.get("metadata") or {}
+        uid = meta.get("uid")
+        if not uid or t.namespace_selector is not None:
+            return t.matches(pod)
+        key = (t.sig, uid, meta.get("resourceVersion"))
+        m = self._matches.get(key)
+        if m is None:
+            if len(self._matches) > 200_000:
+                self._matches.clear()
+            m = self._matches[key] = t.matches(pod)
+        return m
 
     def _update(self, s: _PreFilterState, pod: dict, other: dict, node: NodeInfo, delta: int) -> None:
         """Count (delta=1) or uncount ``other`` on ``node`` in the cycle state of ``pod``."""
         labels = node.labels  # type: ignore[attr-defined]
         if _affinity(other).get("podAntiAffinity"):
-            for t in self._terms(other, "podAntiAffinity", True):
+            for t in self._terms(other).required_anti:
                 if t.topology_key in labels and t.matches(pod):
                     s.existing_anti_counts[(t.topology_key, labels[t.topology_key])] += delta
         for terms, counts in ((s.affinity, s.affinity_counts), (s.anti, s.anti_counts)):
@@ -130,23 +152,35 @@ class InterPodAffinity:
             with_anti = [n for n in snapshot.nodes if getattr(n, "pods_with_required_anti_affinity", None)]
         if not s.affinity and not s.anti and not with_anti:
             return None, Status.skip()
+        incoming: dict[tuple, bool] = {}    # term signature -> does the incoming pod match
         for node in with_anti:
             labels = node.labels  # type: ignore[attr-defined]
             for other in node.pods_with_required_anti_affinity:  # type: ignore[attr-defined]
-                for t in self._terms(other, "podAntiAffinity", True):
-                    if t.topology_key in labels and t.matches(pod):
+                for t in self._terms(other).required_anti:
+                    if t.topology_key not in labels:
+                        continue
+                    hit = incoming.get(t.sig)
+                    if hit is None:
+                        hit = incoming[t.sig] = t.matches(pod)
+                    if hit:
                         s.existing_anti_counts[(t.topology_key, labels[t.topology_key])] += 1
         if s.affinity or s.anti:
+            own = [(t, s.affinity_counts) for t in s.affinity] + [(t, s.anti_counts) for t in s.anti]
             for node in snapshot.nodes:
+                pods = node.pods
+                if not pods:
+                    continue
                 labels = node.labels  # type: ignore[attr-defined]
-                for terms, counts in ((s.affinity, s.affinity_counts), (s.anti, s.anti_counts)):
-                    keyed = [t for t in terms if t.topology_key in labels]
-                    if not keyed:
+                for t, counts in own:
+                    v = labels.get(t.topology_key)
+                    if v is None:
                         continue
-                    for other in node.pods:
-                        for t in keyed:
-                            if t.matches(other):
-                                counts[(t.topology_key, labels[t.topology_key])] += 1
+                    n = 0
+                    for other in pods:
+                        if self._match(t, other):
+                            n += 1
+                    if n:
+                        counts[(t.topology_key, v)] += n
         state[_STATE] = s
         return None, Status()
 
@@ -180,6 +214,32 @@ class InterPodAffinity:
                     return Status.unschedulable(ERR_EXISTING_ANTI_AFFINITY, plugin=self.name)
         return Status()
 
+    def filter_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
+        s: _PreFilterState | None = state.get(_STATE)
+        if s is None:
+            return [None] * len(nodes)
+        if s.affinity:
+            return [None if st.ok else st for st in (self.filter(state, pod, ni) for ni in nodes)]
+        anti = [(t.topology_key, t) for t in s.anti]
+        anti_counts = s.anti_counts
+        existing = s.existing_anti_counts
+        out: list[Status | None] = []
+        for ni in nodes:
+            labels = ni.labels  # type: ignore[attr-defined]
+            st = None
+            for key, _t in anti:
+                v = labels.get(key)
+                if v is not None and anti_counts.get((key, v), 0) > 0:
+                    st = Status.unschedulable(ERR_ANTI_AFFINITY, plugin=self.name)
+                    break
+            if st is None and existing:
+                for kv in labels.items():
+                    if existing.get(kv, 0) > 0:
+                        st = Status.unschedulable(ERR_EXISTING_ANTI_AFFINITY, plugin=self.name)
+                        break
+            out.append(st)
+        return out
+
     @staticmethod
     def _affinity_ok(s: _PreFilterState, pod: dict, labels: dict) -> bool:
         all_found = True
@@ -208,8 +268,10 @@ class InterPodAffinity:
         if pref_aff or pref_anti:
             scan = [(n, n.pods) for n in all_nodes]
         else:
-            scan = [(n, n.pods_with_affinity) for n in all_nodes  # type: ignore[attr-defined]
-                    if n.pods_with_affinity]  # type: ignore[attr-defined]
+            with_aff = getattr(snapshot, "have_pods_with_affinity", None)
+            if with_aff is None:
+                with_aff = [n for n in all_nodes if n.pods_with_affinity]  # type: ignore[attr-defined]
+            scan = [(n, n.pods_with_affinity) for n in with_aff]  # type: ignore[attr-defined]
             if not scan:
                 return Status.skip()
         scores: dict[str, Counter[str]] = {}
@@ -231,14 +293,15 @@ class InterPodAffinity:
                 aff = _affinity(other)
                 if not aff.get("podAffinity") and not aff.get("podAntiAffinity"):
                     continue
+                terms = self._terms(other)
                 if self.hard_weight:
-                    for t in self._terms(other, "podAffinity", True):
+                    for t in terms.required_affinity:
                         if t.matches(pod):
                             add(t.topology_key, labels, self.hard_weight)
-                for t in self._terms(other, "podAffinity", False):
+                for t in terms.preferred_affinity:
                     if t.matches(pod):
                         add(t.topology_key, labels, t.weight)
-                for t in self._terms(other, "podAntiAffinity", False):
+                for t in terms.preferred_anti:
                     if t.matches(pod):
                         add(t.topology_key, labels, -t.weight)
         if not scores:

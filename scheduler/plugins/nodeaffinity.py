@@ -165,6 +165,20 @@ class NodeAffinity:
             return Status()
         return Status.unschedulable(ERR_REASON, plugin=self.name, unresolvable=True)
 
+    def filter_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
+        m = state.get(_STATE)
+        if m is None:
+            m = required_matcher(pod, self.added)
+            if m is None:
+                return [None] * len(nodes)
+        out: list[Status | None] = []
+        for ni in nodes:
+            if m(ni.labels, ni.name):  # type: ignore[attr-defined]
+                out.append(None)
+            else:
+                out.append(Status.unschedulable(ERR_REASON, plugin=self.name, unresolvable=True))
+        return out
+
     def _preferred(self, pod: dict) -> list[tuple[int, Matcher]]:
         node_aff = (((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {})
         terms = [(int(t.get("weight", 0)), compile_term(t.get("preference") or {}))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler.framework import CycleState, NodeInfo, Status
+from scheduler.framework import CycleState, NodeInfo, Snapshot, Status
 
 ERR_REASON = "node(s) didn't match the requested node name"
 
@@ -12,6 +12,12 @@ class NodeName:
 
     def __init__(self, args: dict | None = None, handle: object = None):
         pass
+
+    def pre_filter(self, state: CycleState, pod: dict, snapshot: Snapshot) -> tuple[set[str] | None, Status]:
+        # Only pods that name a node need the filter at all.
+        if not (pod.get("spec") or {}).get("nodeName"):
+            return None, Status.skip()
+        return None, Status()
 
     def filter(self, state: CycleState, pod: dict, node: NodeInfo) -> Status:
         want = (pod.get("spec") or {}).get("nodeName")

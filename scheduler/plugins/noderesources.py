@@ -91,6 +91,7 @@ class NodeResourcesFit:
         shape = ((strategy.get("requestedToCapacityRatio") or {}).get("shape")
                  or [{"utilization": 0, "score": 10}, {"utilization": 100, "score": 0}])
         self.shape = [(int(p["utilization"]), int(p["score"]) * MAX_NODE_SCORE // 10) for p in shape]
+        self._memos: dict[tuple, dict[int, int]] = {}
 
     @staticmethod
     def validate_args(args: Mapping) -> None:
@@ -150,6 +151,24 @@ class NodeResourcesFit:
             return Status()
         return Status.unschedulable(*reasons, plugin=self.name, unresolvable=unresolvable)
 
+    def filter_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
+        r = state.get(_FIT_STATE) or self._request(state, pod)
+        checks = r.checks
+        out: list[Status | None] = []
+        append = out.append
+        for ni in nodes:
+            alloc = ni.allocatable
+            if len(ni.pods) < alloc.get(PODS, 0):
+                requested = ni.requested
+                for name, want in checks:
+                    if want > alloc.get(name, 0) - requested.get(name, 0):
+                        break
+                else:
+                    append(None)
+                    continue
+            append(self.filter(state, pod, ni))    # the slow path words the reasons
+        return out
+
     def fits(self, pod_requests: Mapping[str, int], node: NodeInfo) -> list[str]:
         """The reasons ``pod_requests`` would not fit ``node`` (for explanations)."""
         reasons = []
@@ -178,6 +197,38 @@ class NodeResourcesFit:
             weights += w
         return (total // weights if weights else 0), Status()
 
+    def score_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[int]:
+        r = self._request(state, pod)
+        plan = [(name, w, name == CPU or name == MEMORY,
+                 (r.nonzero if name == CPU or name == MEMORY else r.requests).get(name, 0))
+                for name, w in self.resources]
+        least = self.strategy == LEAST_ALLOCATED
+        most = self.strategy == MOST_ALLOCATED
+        if least and self.resources == [(CPU, 1), (MEMORY, 1)]:
+            cpu, mem = plan[0][3], plan[1][3]
+            return _least_allocated_cpu_memory(nodes, cpu, mem, _memo(self._memos, (cpu, mem)))
+        out = []
+        for ni in nodes:
+            alloc = ni.allocatable
+            nonzero = ni.non_zero_requested  # type: ignore[attr-defined]
+            requested = ni.requested
+            total = weights = 0
+            for name, w, nz, want in plan:
+                have = alloc.get(name, 0)
+                if have <= 0:
+                    continue
+                used = (nonzero if nz else requested).get(name, 0) + want
+                if least:
+                    s = 0 if used > have else (have - used) * MAX_NODE_SCORE // have
+                elif most:
+                    s = MAX_NODE_SCORE if used > have else used * MAX_NODE_SCORE // have
+                else:
+                    s = _piecewise(self.shape, min(100, used * 100 // have))
+                total += s * w
+                weights += w
+            out.append(total // weights if weights else 0)
+        return out
+
     def _resource_score(self, used: int, have: int) -> int:
         if self.strategy == LEAST_ALLOCATED:
             return 0 if used > have else (have - used) * MAX_NODE_SCORE // have
@@ -185,6 +236,52 @@ class NodeResourcesFit:
             return MAX_NODE_SCORE if used > have else used * MAX_NODE_SCORE // have
         util = min(100, used * 100 // have)
         return _piecewise(self.shape, util)
+
+
+_MEMO_SHAPES = 64
+_MEMO_ENTRIES = 100_000
+
+
+def _memo(memos: dict[tuple, dict[int, int]], shape: tuple) -> dict[int, int]:
+    """Scores by NodeInfo generation for one pod shape. A NodeInfo's generation changes with
+    every change to it, so a remembered score is exact; pods of the same shape (replicas) then
+    cost one lookup per unchanged node."""
+    m = memos.get(shape)
+    if m is None:
+        if len(memos) >= _MEMO_SHAPES:
+            memos.clear()
+        m = memos[shape] = {}
+    elif len(m) > _MEMO_ENTRIES:
+        m.clear()
+    return m
+
+
+def _least_allocated_cpu_memory(nodes: list[NodeInfo], cpu: int, mem: int, memo: dict[int, int]) -> list[int]:
+    """LeastAllocated over cpu and memory with equal weights (the default), unrolled."""
+    out = []
+    append = out.append
+    for ni in nodes:
+        gen = ni.generation  # type: ignore[attr-defined]
+        v = memo.get(gen)
+        if v is not None:
+            append(v)
+            continue
+        alloc = ni.allocatable
+        nonzero = ni.non_zero_requested  # type: ignore[attr-defined]
+        total = weights = 0
+        have = alloc.get(CPU, 0)
+        if have > 0:
+            used = nonzero.get(CPU, 0) + cpu
+            total += 0 if used > have else (have - used) * MAX_NODE_SCORE // have
+            weights += 1
+        have = alloc.get(MEMORY, 0)
+        if have > 0:
+            used = nonzero.get(MEMORY, 0) + mem
+            total += 0 if used > have else (have - used) * MAX_NODE_SCORE // have
+            weights += 1
+        v = memo[gen] = total // weights if weights else 0
+        append(v)
+    return out
 
 
 def _piecewise(shape: list[tuple[int, int]], x: int) -> int:
@@ -202,6 +299,7 @@ class NodeResourcesBalancedAllocation:
     def __init__(self, args: dict | None = None, handle: object = None):
         args = args or {}
         self.resources = [n for n, _ in _resource_weights(args.get("resources"), "resources")]
+        self._memos: dict[tuple, dict[int, int]] = {}
 
     @staticmethod
     def validate_args(args: Mapping) -> None:
@@ -213,6 +311,36 @@ class NodeResourcesBalancedAllocation:
             return Status.skip()
         state[_BALANCED_STATE] = req
         return Status()
+
+    def score_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[int]:
+        req = state.get(_BALANCED_STATE)
+        if req is None:
+            req = resources.pod_requests(pod)
+        plan = [(name, req.get(name, 0)) for name in self.resources]
+        if self.resources == [CPU, MEMORY]:
+            cpu, mem = plan[0][1], plan[1][1]
+            return _balanced_cpu_memory(nodes, cpu, mem, _memo(self._memos, (cpu, mem)))
+        out = []
+        for ni in nodes:
+            alloc = ni.allocatable
+            requested = ni.requested
+            fractions = []
+            for name, want in plan:
+                have = alloc.get(name, 0)
+                if have > 0:
+                    f = (requested.get(name, 0) + want) / have
+                    fractions.append(f if f < 1.0 else 1.0)
+            n = len(fractions)
+            if n == 2:
+                std = abs(fractions[0] - fractions[1]) / 2
+            elif n == 0:
+                out.append(0)
+                continue
+            else:
+                mean = sum(fractions) / n
+                std = math.sqrt(sum((f - mean) ** 2 for f in fractions) / n)
+            out.append(int((1 - std) * MAX_NODE_SCORE))
+        return out
 
     def score(self, state: CycleState, pod: dict, node: NodeInfo) -> tuple[int, Status]:
         req = state.get(_BALANCED_STATE)
@@ -233,3 +361,32 @@ class NodeResourcesBalancedAllocation:
             mean = sum(fractions) / len(fractions)
             std = math.sqrt(sum((f - mean) ** 2 for f in fractions) / len(fractions))
         return int((1 - std) * MAX_NODE_SCORE), Status()
+
+
+def _balanced_cpu_memory(nodes: list[NodeInfo], cpu: int, mem: int, memo: dict[int, int]) -> list[int]:
+    """Balanced allocation over cpu and memory (the default), unrolled."""
+    out = []
+    append = out.append
+    for ni in nodes:
+        gen = ni.generation  # type: ignore[attr-defined]
+        v = memo.get(gen)
+        if v is not None:
+            append(v)
+            continue
+        alloc = ni.allocatable
+        requested = ni.requested
+        ca = alloc.get(CPU, 0)
+        ma = alloc.get(MEMORY, 0)
+        if ca > 0 and ma > 0:
+            fc = (requested.get(CPU, 0) + cpu) / ca
+            fm = (requested.get(MEMORY, 0) + mem) / ma
+            fc = fc if fc < 1.0 else 1.0
+            fm = fm if fm < 1.0 else 1.0
+            v = int((1 - abs(fc - fm) / 2) * MAX_NODE_SCORE)
+        elif ca > 0 or ma > 0:
+            v = MAX_NODE_SCORE      # one fraction: no spread
+        else:
+            v = 0
+        memo[gen] = v
+        append(v)
+    return out

@@ -22,3 +22,13 @@ class NodeUnschedulable:
         if tolerated(UNSCHEDULABLE_TAINT, (pod.get("spec") or {}).get("tolerations") or ()):
             return Status()
         return Status.unschedulable(ERR_REASON, plugin=self.name, unresolvable=True)
+
+    def filter_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
+        out: list[Status | None] = []
+        for ni in nodes:
+            if not ni.unschedulable:  # type: ignore[attr-defined]
+                out.append(None)
+            else:
+                st = self.filter(state, pod, ni)
+                out.append(None if st.ok else st)
+        return out

@@ -3,6 +3,7 @@ constraints): a label selector plus a set of namespaces, compiled once per cycle
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,11 +45,26 @@ def is_terminating(pod: dict) -> bool:
     return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
 
 
+_SIGNATURES: dict[tuple, int] = {}
+_next_signature = itertools.count(1)
+
+
+def _signature(key: tuple) -> int:
+    """An int per distinct (selector, namespaces, namespace selector); never reused, so a
+    result remembered under one stays right even after this table is trimmed."""
+    sig = _SIGNATURES.get(key)
+    if sig is None:
+        if len(_SIGNATURES) > 100_000:
+            _SIGNATURES.clear()
+        sig = _SIGNATURES[key] = next(_next_signature)
+    return sig
+
+
 class PodTerm:
     """One PodAffinityTerm of ``owner`` (a weighted one carries its weight)."""
 
     __slots__ = ("selector", "namespaces", "namespace_selector", "topology_key", "weight",
-                 "_namespace_labels")
+                 "_namespace_labels", "sig")
 
     def __init__(self, term: Mapping, owner: dict, weight: int = 0,
                  namespace_labels: Callable[[str], dict | None] | None = None):
@@ -69,6 +85,8 @@ class PodTerm:
                 self.namespace_selector = LabelSelector.nothing()
         self.namespaces = namespaces
         self._namespace_labels = namespace_labels
+        # Terms with equal signatures select the same pods (used to share match results).
+        self.sig = _signature((self.selector, frozenset(namespaces), self.namespace_selector))
 
     def namespace_matches(self, ns: str) -> bool:
         if ns in self.namespaces:

@@ -61,6 +61,16 @@ class TaintToleration:
             return Status()
         return Status.unschedulable(untolerated_reason(taint), plugin=self.name, unresolvable=True)
 
+    def filter_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
+        return [None if not ni.taints else self._failure(pod, ni) for ni in nodes]  # type: ignore[attr-defined]
+
+    def _failure(self, pod: dict, node: NodeInfo) -> Status | None:
+        st = self.filter(CycleState(), pod, node)
+        return None if st.ok else st
+
+    def score_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[int]:
+        return [0 if not ni.taints else self.score(state, pod, ni)[0] for ni in nodes]  # type: ignore[attr-defined]
+
     def pre_score(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> Status:
         tolerations = (pod.get("spec") or {}).get("tolerations") or []
         state[_STATE] = [t for t in tolerations if not t.get("effect") or t.get("effect") == PREFER_NO_SCHEDULE]
