@@ -400,3 +400,25 @@ async def test_pull_of_a_tampered_blob_fails_and_keeps_nothing(env, cri, registr
     assert not st.HasField("image")
     leftovers = [p for p in (env.root / "images").rglob("*") if digest in p.name or parts.config.digest[7:] in p.name]
     assert leftovers == []
+
+
+async def test_exec_with_tty_and_resize(cri, busybox_image, tmp_path):
+    sid = await run_pod(cri, tmp_path, name="ttypod")
+    cid = await run_container(cri, sid, busybox_image, ["sleep", "1000"])
+    url = (await cri.rt.Exec(pb.ExecRequest(container_id=cid, cmd=["sh"], tty=True, stdin=True,
+                                            stdout=True))).url
+    seen = b""
+    async with aiohttp.ClientSession() as s, s.ws_connect(url, protocols=("v5.channel.k8s.io",)) as ws:
+        await ws.send_bytes(b"\x04" + orjson.dumps({"Width": 123, "Height": 45}))
+        await ws.send_bytes(b"\x00stty size; exit 3\n")
+        status_doc = None
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                continue
+            assert msg.data[0] in (1, 3), msg.data     # a TTY merges stderr into stdout
+            if msg.data[0] == 1:
+                seen += msg.data[1:]
+            else:
+                status_doc = orjson.loads(msg.data[1:])
+    assert b"45 123" in seen
+    assert status_doc["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
