@@ -242,12 +242,15 @@ async def test_missing_image_and_bad_reference(cri, busybox_image, tmp_path, reg
     assert "absent" in details or "unknown" in details.lower()
 
 
-async def test_daemon_restart_keeps_containers(env, cri, busybox_image, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+async def test_daemon_restart_keeps_containers(env, cri, busybox_image, tmp_path, sig):
     sid = await run_pod(cri, tmp_path)
     cid = await run_container(cri, sid, busybox_image, ["sh", "-c", "while true; do echo tick; sleep 0.2; done"])
     await wait_state(cri, cid, pb.CONTAINER_RUNNING)
     ip = (await cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid))).status.network.ip
-    env.proc.stop(signal.SIGKILL)
+    code = await asyncio.to_thread(env.proc.stop, sig)
+    if sig == signal.SIGTERM:
+        assert code == 0 and not env.socket.exists()
 
     env.start()
     again = Clients(env.socket)
