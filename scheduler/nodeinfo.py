@@ -183,15 +183,16 @@ class Snapshot:
 
     A cache may keep one Snapshot and refresh it between cycles with ``set`` (add or replace a
     node's NodeInfo, typically a ``clone()`` of a changed one) and ``remove``; the lists of
-    nodes with affinity pods are then kept up to date per changed node instead of rebuilt.
+    nodes with affinity pods are then kept up to date per changed node instead of rescanned
+    (a rescan of every node happens on the next read after ``invalidate()``).
     """
 
     def __init__(self, nodes: Iterable[NodeInfo] = ()):
         self.nodes: list[NodeInfo] = list(nodes)
         self._by_name = {n.name: n for n in self.nodes}
         self._index = {n.name: i for i, n in enumerate(self.nodes)}
-        self._aff: dict[str, NodeInfo] = {n.name: n for n in self.nodes if n.pods_with_affinity}
-        self._anti: dict[str, NodeInfo] = {n.name: n for n in self.nodes if n.pods_with_required_anti_affinity}
+        self._aff: dict[str, NodeInfo] = {}
+        self._anti: dict[str, NodeInfo] = {}
         self._with_affinity: list[NodeInfo] | None = None
         self._with_anti: list[NodeInfo] | None = None
 
@@ -220,21 +221,29 @@ class Snapshot:
         self._track(name, None)
 
     def _track(self, name: str, ni: NodeInfo | None) -> None:
+        if self._with_affinity is None or self._with_anti is None:
+            return                      # the next read rescans every node anyway
         for members, has in ((self._aff, ni is not None and ni.pods_with_affinity),
                              (self._anti, ni is not None and ni.pods_with_required_anti_affinity)):
             if has:
                 members[name] = ni  # type: ignore[assignment]
             else:
                 members.pop(name, None)
+        self._with_affinity = list(self._aff.values())
+        self._with_anti = list(self._anti.values())
+
+    def invalidate(self) -> None:
+        """Rescan which nodes have affinity pods at the next read (after NodeInfos were
+        replaced or mutated other than through ``set``). Setting ``_with_affinity`` or
+        ``_with_anti`` to None does the same."""
         self._with_affinity = None
         self._with_anti = None
 
-    def invalidate(self) -> None:
-        """Recompute which nodes have affinity pods (after NodeInfos were mutated in place)."""
+    def _rescan(self) -> None:
         self._aff = {n.name: n for n in self.nodes if n.pods_with_affinity}
         self._anti = {n.name: n for n in self.nodes if n.pods_with_required_anti_affinity}
-        self._with_affinity = None
-        self._with_anti = None
+        self._with_affinity = list(self._aff.values())
+        self._with_anti = list(self._anti.values())
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -249,12 +258,12 @@ class Snapshot:
 
     @property
     def have_pods_with_affinity(self) -> list[NodeInfo]:
-        if self._with_affinity is None:
-            self._with_affinity = list(self._aff.values())
-        return self._with_affinity
+        if self._with_affinity is None or self._with_anti is None:
+            self._rescan()
+        return self._with_affinity  # type: ignore[return-value]
 
     @property
     def have_pods_with_required_anti_affinity(self) -> list[NodeInfo]:
-        if self._with_anti is None:
-            self._with_anti = list(self._anti.values())
-        return self._with_anti
+        if self._with_affinity is None or self._with_anti is None:
+            self._rescan()
+        return self._with_anti  # type: ignore[return-value]

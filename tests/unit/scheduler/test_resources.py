@@ -114,3 +114,28 @@ def test_node_update_keeps_pods():
     ni.set_node(make_node(cpu="8", taints=[{"key": "k", "effect": "NoSchedule"}]))
     assert ni.allocatable["cpu"] == 8000 and ni.requested == {"cpu": 1000}
     assert ni.taints == [{"key": "k", "effect": "NoSchedule"}]
+
+
+def test_snapshot_set_and_remove_keep_affinity_lists():
+    anti = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "x"}}}]}}
+    a, b = NodeInfo(make_node("a")), NodeInfo(make_node("b"))
+    snap = Snapshot([a, b])
+    assert snap.have_pods_with_affinity == [] and snap.have_pods_with_required_anti_affinity == []
+    b2 = b.clone()
+    b2.add_pod(make_pod("p", affinity=anti))
+    snap.set(b2)
+    assert snap.get("b") is b2 and snap.nodes == [a, b2]
+    assert snap.have_pods_with_affinity == [b2] and snap.have_pods_with_required_anti_affinity == [b2]
+    c = NodeInfo(make_node("c"), [make_pod("q", affinity=anti)])
+    snap.set(c)
+    assert [n.name for n in snap.nodes] == ["a", "b", "c"]
+    assert snap.have_pods_with_required_anti_affinity == [b2, c]
+    snap.remove("b")
+    assert [n.name for n in snap.nodes] == ["a", "c"] and snap.get("b") is None
+    assert snap.have_pods_with_affinity == [c]
+    # Replacing a NodeInfo by hand, then invalidating, rescans.
+    snap.nodes[0] = NodeInfo(make_node("a"), [make_pod("r", affinity=anti)])
+    snap._by_name["a"] = snap.nodes[0]
+    snap.invalidate()
+    assert [n.name for n in snap.have_pods_with_affinity] == ["a", "c"]
