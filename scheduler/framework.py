@@ -454,11 +454,12 @@ class Framework:
             return [], statuses, start_index
         skipped = state.get(SKIP_FILTER_KEY) or ()
         filters = [(p.name, b) for p, b in self._filter_batches if p.name not in skipped]
+        others = self._nominated_pods(pod)
 
         nominated = (pod.get("status") or {}).get("nominatedNodeName")
         if nominated and (allowed is None or nominated in allowed):
             ni = snapshot.get(nominated)
-            if ni is not None and self._filter_chunk(state, pod, [ni], filters)[0] is None:
+            if ni is not None and self._filter_chunk(state, pod, [ni], filters, others)[0] is None:
                 return [ni], statuses, start_index
         if allowed is not None:
             candidates = [ni for ni in nodes if ni.name in allowed]
@@ -484,7 +485,7 @@ class Framework:
         while pos < m and len(feasible) < to_find:
             need = to_find - len(feasible)
             chunk = ordered[pos:pos + max(need, 64)]
-            results = self._filter_chunk(state, pod, chunk, filters)
+            results = self._filter_chunk(state, pod, chunk, filters, others)
             for ni, st in zip(chunk, results, strict=True):
                 pos += 1
                 if st is None:
@@ -495,10 +496,30 @@ class Framework:
                     statuses[ni.name] = st
         return feasible, statuses, (start + pos) % m
 
-    @staticmethod
-    def _filter_chunk(state: CycleState, pod: dict, chunk: list[NodeInfo],
-                      filters: list[tuple[str, Any]]) -> list[Status | None]:
-        """Each filter over the nodes still passing: the first failure per node, None if it fits."""
+    def _nominated_pods(self, pod: dict) -> dict[str, list[dict]] | None:
+        """Pods nominated to nodes (by earlier preemptions) that ``pod`` must leave room for:
+        those of equal or higher priority, from the handle's ``nominated_pods()`` (node name ->
+        pods), when the scheduler offers it."""
+        get = getattr(self.handle, "nominated_pods", None)
+        if not callable(get):
+            return None
+        by_node = get()
+        if not by_node:
+            return None
+        from scheduler.nodeinfo import pod_key, pod_priority
+        me, prio = pod_key(pod), pod_priority(pod)
+        out = {}
+        for node, pods in by_node.items():
+            keep = [p for p in pods if pod_key(p) != me and pod_priority(p) >= prio]
+            if keep:
+                out[node] = keep
+        return out or None
+
+    def _filter_chunk(self, state: CycleState, pod: dict, chunk: list[NodeInfo],
+                      filters: list[tuple[str, Any]],
+                      nominated: dict[str, list[dict]] | None = None) -> list[Status | None]:
+        """Each filter over the nodes still passing: the first failure per node, None if it fits.
+        A node with nominated pods must pass both with them counted and without them."""
         results: list[Status | None] = [None] * len(chunk)
         alive = list(range(len(chunk)))
         for name, batch in filters:
@@ -514,6 +535,16 @@ class Framework:
                         st.plugin = name
                     results[i] = st
             alive = still
+        if nominated:
+            for i in alive:
+                pods = nominated.get(chunk[i].name)
+                if pods:
+                    ni = chunk[i].clone()  # type: ignore[attr-defined]
+                    st2 = state.clone()
+                    for p in pods:
+                        ni.add_pod(p)
+                        self.run_pre_filter_add_pod(st2, pod, p, ni)
+                    results[i] = self._filter_chunk(st2, pod, [ni], filters)[0]
         return results
 
     async def run_post_filter(self, state: CycleState, pod: dict,

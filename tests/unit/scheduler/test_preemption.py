@@ -132,3 +132,24 @@ async def test_victim_already_gone_is_fine():
     infos = [node_info(make_node("n1", cpu="2"), [low("a", cpu="2")])]
     node, st, _, _ = await preempt(make_pod("vip", cpu="2", priority=100), infos, Handle(Gone()))
     assert st.ok and node == "n1"
+
+
+def test_room_made_by_preemption_is_kept_for_the_nominated_pod():
+    class Nominating(Handle):
+        def __init__(self, nominated):
+            super().__init__()
+            self.nominated = nominated
+
+        def nominated_pods(self):
+            return self.nominated
+
+    vip = make_pod("vip", cpu="3", priority=100, nominated="n1")
+    fw = framework(handle=Nominating({"n1": [vip]}))
+    snap = Snapshot([node_info(make_node("n1", cpu="4")), node_info(make_node("n2", cpu="1"))])
+    feasible, statuses, _ = fw.find_feasible(CycleState(), make_pod("small", cpu="2", priority=10), snap)
+    assert feasible == [] and statuses["n1"].reasons == ["Insufficient cpu"]
+    # A pod of higher priority than the nominated one may take the node; so may the nominee.
+    feasible, _, _ = fw.find_feasible(CycleState(), make_pod("top", cpu="2", priority=1000), snap)
+    assert [n.name for n in feasible] == ["n1"]
+    feasible, _, _ = fw.find_feasible(CycleState(), vip, snap)
+    assert [n.name for n in feasible] == ["n1"]
