@@ -425,3 +425,25 @@ async def test_exec_with_tty_and_resize(cri, busybox_image, tmp_path):
                 status_doc = orjson.loads(msg.data[1:])
     assert b"45 123" in seen
     assert status_doc["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+
+
+async def test_dns_config_and_host_network(env, cri, busybox_image, tmp_path):
+    cfg = make_pod(name="dns", log_dir=str(tmp_path / "logs" / "dns"))
+    cfg.dns_config.servers.append("10.96.0.10")
+    cfg.dns_config.searches.extend(["default.svc.cluster.local", "svc.cluster.local"])
+    cfg.dns_config.options.append("ndots:5")
+    sid = (await cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg))).pod_sandbox_id
+    cid = await run_container(cri, sid, busybox_image, ["sleep", "1000"])
+    resolv = (await cri.rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["cat", "/etc/resolv.conf"],
+                                                      timeout=30))).stdout.decode()
+    assert "nameserver 10.96.0.10" in resolv
+    assert "search default.svc.cluster.local svc.cluster.local" in resolv and "ndots:5" in resolv
+
+    host = await run_pod(cri, tmp_path, name="hostnet", host_network=True)
+    st = (await cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=host))).status
+    assert st.state == pb.SANDBOX_READY and st.network.ip == ""
+    hcid = await run_container(cri, host, busybox_image, ["sleep", "1000"])
+    links = (await cri.rt.ExecSync(pb.ExecSyncRequest(container_id=hcid, cmd=["ip", "-o", "link"],
+                                                     timeout=30))).stdout.decode()
+    # The host's links, among them this test's pod bridge (created for the first pod).
+    assert f": {env.bridge}:" in links
