@@ -37,24 +37,12 @@ class _PodState:
     binding_finished: bool = False
 
 
-class CacheSnapshot(Snapshot):
-    """A Snapshot the cache refreshes in place: NodeInfos are replaced one by one as they change."""
-
-    def _replace(self, index: int, ni: NodeInfo) -> None:
-        self.nodes[index] = ni
-        self._by_name[ni.name] = ni
-        self._with_affinity = None
-        self._with_anti = None
-
-
 class SchedulerCache:
     def __init__(self) -> None:
         self._nodes: dict[str, NodeInfo] = {}          # live NodeInfos, mutated here only
         self._pods: dict[str, _PodState] = {}          # pod key -> where it is counted
-        self._dirty: set[str] = set()                  # node names changed since the last snapshot
-        self._order_changed = True                      # nodes added or removed since the snapshot
-        self._snapshot = CacheSnapshot()
-        self._index: dict[str, int] = {}               # node name -> index in the snapshot
+        self._dirty: dict[str, None] = {}             # node names changed since the last snapshot, in order
+        self._snapshot = Snapshot()
 
     # -- nodes ---------------------------------------------------------------------------------
 
@@ -63,12 +51,9 @@ class SchedulerCache:
         ni = self._nodes.get(name)
         if ni is None:
             self._nodes[name] = NodeInfo(node)
-            self._order_changed = True
         else:
-            if not ni.node:
-                self._order_changed = True           # a placeholder becomes schedulable
             ni.set_node(node)
-        self._dirty.add(name)
+        self._dirty[name] = None
 
     update_node = add_node
 
@@ -86,8 +71,7 @@ class SchedulerCache:
             self._nodes[name] = placeholder
         else:
             del self._nodes[name]
-        self._order_changed = True
-        self._dirty.add(name)
+        self._dirty[name] = None
 
     def node_count(self) -> int:
         return sum(1 for ni in self._nodes.values() if ni.node)
@@ -104,7 +88,7 @@ class SchedulerCache:
             ni = NodeInfo()
             ni.name = name
             self._nodes[name] = ni
-        self._dirty.add(name)
+        self._dirty[name] = None
         return ni
 
     def _count(self, pod: dict, node: str) -> None:
@@ -115,7 +99,7 @@ class SchedulerCache:
         if ni is None:
             return
         ni.remove_pod(pod)
-        self._dirty.add(node)
+        self._dirty[node] = None
         if not ni.node and not ni.pods:
             del self._nodes[node]
 
@@ -180,29 +164,17 @@ class SchedulerCache:
 
     # -- snapshots -----------------------------------------------------------------------------
 
-    def update_snapshot(self) -> CacheSnapshot:
-        """The nodes (with a Node object) as they are now, in a stable order (by name)."""
-        if self._order_changed:
-            names = sorted(n for n, ni in self._nodes.items() if ni.node)
-            old = self._snapshot
-            nodes = []
-            for n in names:
-                prev = old.get(n)
-                if prev is None or n in self._dirty:
-                    nodes.append(self._nodes[n].clone())
-                else:
-                    nodes.append(prev)  # type: ignore[arg-type]
-            self._snapshot = CacheSnapshot(nodes)
-            self._index = {n: i for i, n in enumerate(names)}
-            self._order_changed = False
-        else:
-            snap = self._snapshot
-            for n in self._dirty:
-                i = self._index.get(n)
-                if i is not None:
-                    snap._replace(i, self._nodes[n].clone())
+    def update_snapshot(self) -> Snapshot:
+        """The nodes (those with a Node object) as they are now, in the order they arrived."""
+        snap = self._snapshot
+        for name in self._dirty:
+            ni = self._nodes.get(name)
+            if ni is not None and ni.node:
+                snap.set(ni.clone())
+            else:
+                snap.remove(name)
         self._dirty.clear()
-        return self._snapshot
+        return snap
 
     def dump(self) -> dict:
         """A summary for debugging: nodes, pods, assumed pods."""
