@@ -125,6 +125,7 @@ class Graph:
             owner = self.nodes.get(owner_uid)
             if owner is None:
                 owner = self.nodes[owner_uid] = Node(owner_uid, owner_identity(ref, ident.namespace), virtual=True)
+            if owner.virtual and uid not in owner.dependents:
                 work.attempt_delete.add(owner_uid)      # is it there at all?
             owner.dependents.add(uid)
             old_ref = node.owners.get(owner_uid)

@@ -93,7 +93,8 @@ class GarbageCollector(Controller):
         if node is None:
             return
         if node.virtual:
-            if await self._live(node.identity, uid) is None:
+            if (uid, node.identity) in self._absent or await self._live(node.identity, uid) is None:
+                self._remember_absent(uid, node.identity)
                 self.log.debug("owner absent; checking its dependents", owner=_describe(node.identity), uid=uid)
                 self._schedule(Work(attempt_delete=set(node.dependents)))
             return
@@ -182,14 +183,19 @@ class GarbageCollector(Controller):
             return "absent"
         owner = await self._live(ident, owner_uid)
         if owner is None:
-            self._absent[(owner_uid, ident)] = None
-            while len(self._absent) > ABSENT_CACHE_SIZE:
-                self._absent.popitem(last=False)
+            self._remember_absent(owner_uid, ident)
             return "absent"
         omd = owner["metadata"]
         if omd.get("deletionTimestamp") and FOREGROUND in (omd.get("finalizers") or []):
             return "waiting"
         return "solid"
+
+    def _remember_absent(self, uid: str, ident: Identity) -> None:
+        # uids are never reused, so an owner found absent stays absent.
+        self._absent[(uid, ident)] = None
+        self._absent.move_to_end((uid, ident))
+        while len(self._absent) > ABSENT_CACHE_SIZE:
+            self._absent.popitem(last=False)
 
     # --- API calls -------------------------------------------------------------------------
 
