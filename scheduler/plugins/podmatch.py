@@ -49,7 +49,7 @@ _SIGNATURES: dict[tuple, int] = {}
 _next_signature = itertools.count(1)
 
 
-def _signature(key: tuple) -> int:
+def signature(key: tuple) -> int:
     """An int per distinct (selector, namespaces, namespace selector); never reused, so a
     result remembered under one stays right even after this table is trimmed."""
     sig = _SIGNATURES.get(key)
@@ -86,7 +86,7 @@ class PodTerm:
         self.namespaces = namespaces
         self._namespace_labels = namespace_labels
         # Terms with equal signatures select the same pods (used to share match results).
-        self.sig = _signature((self.selector, frozenset(namespaces), self.namespace_selector))
+        self.sig = signature((self.selector, frozenset(namespaces), self.namespace_selector))
 
     def namespace_matches(self, ns: str) -> bool:
         if ns in self.namespaces:

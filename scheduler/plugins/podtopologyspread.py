@@ -26,7 +26,7 @@ from typing import Any
 from api.selectors import EQUALS, LabelSelector, Requirement
 from scheduler.framework import MAX_NODE_SCORE, CycleState, NodeInfo, Snapshot, Status
 from scheduler.plugins.nodeaffinity import required_matcher
-from scheduler.plugins.podmatch import is_terminating, labels_of, namespace_of, selector
+from scheduler.plugins.podmatch import is_terminating, labels_of, namespace_of, selector, signature
 from scheduler.plugins.tainttoleration import NO_EXECUTE, NO_SCHEDULE, first_untolerated
 
 ERR_CONSTRAINTS = "node(s) didn't match pod topology spread constraints"
@@ -45,7 +45,7 @@ _SCORE_STATE = "PodTopologySpread/pre-score"
 
 class Constraint:
     __slots__ = ("max_skew", "key", "when", "selector", "min_domains", "honor_affinity", "honor_taints",
-                 "self_match")
+                 "self_match", "sig")
 
     def __init__(self, spec: Mapping, pod: dict, sel: LabelSelector | None = None):
         self.max_skew = int(spec.get("maxSkew", 1))
@@ -57,6 +57,7 @@ class Constraint:
         self.honor_affinity = (spec.get("nodeAffinityPolicy") or "Honor") == "Honor"
         self.honor_taints = (spec.get("nodeTaintsPolicy") or "Ignore") == "Honor"
         self.self_match = 1 if self.selector.matches(labels_of(pod)) else 0
+        self.sig = signature(("spread", self.selector, namespace_of(pod)))
 
 
 def _controller(pod: dict) -> bool:
@@ -102,6 +103,7 @@ class PodTopologySpread:
         args = args or {}
         self.validate_args(args)
         self.handle = handle
+        self._counts: dict[tuple[int, int], int] = {}
         if (args.get("defaultingType") or "System") == "List":
             self.defaults = list(args.get("defaultConstraints") or ())
         else:
@@ -150,26 +152,45 @@ class PodTopologySpread:
             return []
         return [Constraint(d, pod, sel) for d in defaults]
 
-    def _eligible(self, pod: dict, node: NodeInfo, constraints: list[Constraint], matcher: Any) -> bool:
-        labels = node.labels  # type: ignore[attr-defined]
-        for c in constraints:
-            if c.key not in labels:
-                return False
-        if matcher is not None and any(c.honor_affinity for c in constraints):
-            if not matcher(labels, node.name):
-                return False
-        if any(c.honor_taints for c in constraints):
-            tolerations = (pod.get("spec") or {}).get("tolerations") or []
-            if first_untolerated(node.taints, tolerations, (NO_SCHEDULE, NO_EXECUTE)):  # type: ignore[attr-defined]
-                return False
-        return True
+    def _eligibility(self, pod: dict, constraints: list[Constraint]) -> Any:
+        """A test of whether a node's pods count toward the constraints' domains (the node has
+        every topology key; by policy, the pod's node affinity accepts it and it tolerates the
+        node's taints)."""
+        keys = [c.key for c in constraints]
+        matcher = required_matcher(pod) if any(c.honor_affinity for c in constraints) else None
+        tolerations = ((pod.get("spec") or {}).get("tolerations") or []
+                       if any(c.honor_taints for c in constraints) else None)
 
-    @staticmethod
-    def _count(constraint: Constraint, pods: list[dict], ns: str) -> int:
-        n = 0
-        for p in pods:
-            if namespace_of(p) == ns and not is_terminating(p) and constraint.selector.matches(labels_of(p)):
-                n += 1
+        def eligible(node: NodeInfo) -> bool:
+            labels = node.labels  # type: ignore[attr-defined]
+            for k in keys:
+                if k not in labels:
+                    return False
+            if matcher is not None and not matcher(labels, node.name):
+                return False
+            if tolerations is not None and node.taints and first_untolerated(  # type: ignore[attr-defined]
+                    node.taints, tolerations, (NO_SCHEDULE, NO_EXECUTE)):  # type: ignore[attr-defined]
+                return False
+            return True
+        return eligible
+
+    def _eligible(self, pod: dict, node: NodeInfo, constraints: list[Constraint], matcher: Any = None) -> bool:
+        return self._eligibility(pod, constraints)(node)
+
+    def _count(self, constraint: Constraint, node: NodeInfo, ns: str) -> int:
+        """Matching pods on a node, remembered by NodeInfo generation (which changes with every
+        pod added or removed) and constraint signature (selector and namespace)."""
+        key = (node.generation, constraint.sig)  # type: ignore[attr-defined]
+        n = self._counts.get(key)
+        if n is None:
+            n = 0
+            sel = constraint.selector
+            for p in node.pods:
+                if namespace_of(p) == ns and not is_terminating(p) and sel.matches(labels_of(p)):
+                    n += 1
+            if len(self._counts) > 500_000:
+                self._counts.clear()
+            self._counts[key] = n
         return n
 
     # -- filter ------------------------------------------------------------------------------
@@ -179,17 +200,17 @@ class PodTopologySpread:
         if not constraints:
             return None, Status.skip()
         s = _FilterState(constraints)
-        matcher = required_matcher(pod)
+        eligible = self._eligibility(pod, constraints)
         ns = namespace_of(pod)
         for node in snapshot.nodes:
-            if not self._eligible(pod, node, constraints, matcher):
+            if not eligible(node):
                 continue
             labels = node.labels  # type: ignore[attr-defined]
             for c in constraints:
                 v = labels[c.key]
                 s.domains[c.key].add(v)
                 if node.pods:
-                    s.counts[(c.key, v)] += self._count(c, node.pods, ns)
+                    s.counts[(c.key, v)] += self._count(c, node, ns)
         state[_STATE] = s
         return None, Status()
 
@@ -197,7 +218,7 @@ class PodTopologySpread:
         s: _FilterState | None = state.get(_STATE)
         if s is None or namespace_of(other) != namespace_of(pod) or is_terminating(other):
             return
-        if not self._eligible(pod, node, s.constraints, required_matcher(pod)):
+        if not self._eligible(pod, node, s.constraints):
             return
         for c in s.constraints:
             if c.selector.matches(labels_of(other)):
@@ -237,32 +258,39 @@ class PodTopologySpread:
         snapshot = state.get(SNAPSHOT_KEY)
         all_nodes = snapshot.nodes if snapshot is not None else nodes
         # Domains among the candidate nodes weigh each constraint (more domains, more weight).
+        keys = [c.key for c in constraints]
         ignored = set()
-        domains: dict[str, set[str]] = {c.key: set() for c in constraints}
+        domains: dict[str, set[str]] = {k: set() for k in keys}
         for n in nodes:
             labels = n.labels  # type: ignore[attr-defined]
-            if any(c.key not in labels for c in constraints):
+            vals = [labels.get(k) for k in keys]
+            if None in vals:
                 ignored.add(n.name)
                 continue
-            for c in constraints:
-                domains[c.key].add(labels[c.key])
+            for k, v in zip(keys, vals, strict=True):
+                domains[k].add(v)  # type: ignore[arg-type]
         weights = [math.log(len(domains[c.key]) + 2) for c in constraints]
         counts: Counter[tuple[str, str]] = Counter()
-        matcher = required_matcher(pod)
+        eligible = self._eligibility(pod, constraints)
         ns = namespace_of(pod)
         # Per-node keys (hostname) only matter for candidates; other domains span all nodes.
-        candidates = {n.name for n in nodes}
+        if all(k == HOSTNAME for k in keys):
+            all_nodes = nodes
+        candidates = None
         for node in all_nodes:
-            if not node.pods or not self._eligible(pod, node, constraints, matcher):
+            if not node.pods or not eligible(node):
                 continue
             labels = node.labels  # type: ignore[attr-defined]
             for c in constraints:
-                if c.key == HOSTNAME and node.name not in candidates:
-                    continue
+                if c.key == HOSTNAME:
+                    if candidates is None:
+                        candidates = {n.name for n in nodes}
+                    if node.name not in candidates:
+                        continue
                 v = labels[c.key]
                 if c.key != HOSTNAME and v not in domains[c.key]:
                     continue
-                counts[(c.key, v)] += self._count(c, node.pods, ns)
+                counts[(c.key, v)] += self._count(c, node, ns)
         state[_SCORE_STATE] = (constraints, weights, counts, ignored)
         return Status()
 
@@ -278,6 +306,24 @@ class PodTopologySpread:
         for c, w in zip(constraints, weights, strict=True):
             total += counts.get((c.key, labels[c.key]), 0) * w + (c.max_skew - 1)
         return round(total), Status()
+
+    def score_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[int]:
+        st = state.get(_SCORE_STATE)
+        if st is None:
+            return [0] * len(nodes)
+        constraints, weights, counts, ignored = st
+        plan = [(c.key, w, c.max_skew - 1) for c, w in zip(constraints, weights, strict=True)]
+        out = []
+        for ni in nodes:
+            if ni.name in ignored:
+                out.append(0)
+                continue
+            labels = ni.labels  # type: ignore[attr-defined]
+            total = 0.0
+            for key, w, base in plan:
+                total += counts.get((key, labels[key]), 0) * w + base
+            out.append(round(total))
+        return out
 
     def normalize_scores(self, state: CycleState, pod: dict, scores: dict[str, int]) -> Status:
         st = state.get(_SCORE_STATE)
