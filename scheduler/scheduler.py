@@ -67,6 +67,10 @@ def _node_changed(old: dict, new: dict) -> bool:
     return os_.get("allocatable") != ns_.get("allocatable") or os_.get("capacity") != ns_.get("capacity")
 
 
+def _terminal(pod: dict) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
 def _condition(pod: dict, type_: str) -> dict | None:
     for c in (pod.get("status") or {}).get("conditions") or ():
         if c.get("type") == type_:
@@ -123,6 +127,8 @@ class Scheduler:
         return (spec.get("schedulerName") or "default-scheduler") in self.frameworks
 
     def _on_pod_add(self, pod: dict) -> None:
+        if _terminal(pod):
+            return
         if node_name_of(pod):
             self.cache.add_pod(pod)
             self._move(q.ASSIGNED_POD_ADD, POD_AWARE_PLUGINS)
@@ -131,6 +137,11 @@ class Scheduler:
             metrics.QUEUE_INCOMING.labels(queue=q.ACTIVE, event="PodAdd").inc()
 
     def _on_pod_update(self, old: dict, new: dict) -> None:
+        if _terminal(new):
+            # Finished pods hold no resources: as if deleted.
+            if not _terminal(old):
+                self._on_pod_delete(old)
+            return
         if node_name_of(new):
             if not node_name_of(old):
                 self.queue.delete(new)

@@ -66,6 +66,18 @@ async def test_pending_pod_is_placed_when_a_pod_is_deleted(cluster):
     assert await bound_node(c, "second") == "only"
 
 
+async def test_finished_pods_free_their_node(cluster):
+    c = cluster.client
+    await create_nodes(c, node("only", cpu="2"))
+    await cluster.start()
+    await c.create("pods", pod("job", cpu="2"))
+    assert await bound_node(c, "job") == "only"
+    await c.create("pods", pod("next", cpu="2"))
+    await scheduled_condition(c, "next")
+    await c.patch("pods", "job", {"status": {"phase": "Succeeded"}}, "default", subresource="status")
+    assert await bound_node(c, "next") == "only"
+
+
 async def _async(v):
     return v
 
