@@ -76,6 +76,12 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     try:
         config = load_config(args.config)
+        for flag in ("lease_duration", "renew_deadline", "retry_period"):
+            value = getattr(args, f"leader_elect_{flag}")
+            try:
+                parse_duration(value)
+            except ValueError as e:
+                raise ConfigError(f"--leader-elect-{flag.replace('_', '-')}: {e}") from None
     except (ConfigError, OSError) as e:
         print(f"navarch scheduler: {e}", file=sys.stderr)
         return 2
