@@ -116,13 +116,16 @@ class DefaultPreemption:
 
     def select_victims(self, state: CycleState, pod: dict, node: NodeInfo, handle: Any
                        ) -> tuple[list[dict] | None, Status]:
-        """Dry run on a copy of ``node``: the victims that make ``pod`` fit, or None with the
-        filter status when evicting every lower-priority pod would not be enough."""
+        """Dry run on a copy of ``node``: the victims that make ``pod`` fit, or None with why
+        not (no lower-priority pods, or the filter status when evicting all of them would not
+        be enough)."""
         fw = handle.framework
         prio = resolved_priority(pod, handle)
         ni = node.clone()  # type: ignore[attr-defined]
         st = state.clone()
         potential = [p for p in ni.pods if resolved_priority(p, handle) < prio]
+        if not potential:
+            return None, Status.unschedulable(NO_VICTIMS, plugin=self.name, unresolvable=True)
         for p in potential:
             ni.remove_pod(p)
             fw.run_pre_filter_remove_pod(st, pod, p, ni)
@@ -163,7 +166,7 @@ class DefaultPreemption:
             if victims is None:
                 reasons[ni.name] = st
                 continue
-            if not victims:
+            if not victims:          # fits as it is (room freed since the filter ran)
                 reasons[ni.name] = Status.unschedulable(NO_VICTIMS)
                 continue
             candidates.append(Candidate(ni.name, victims, [resolved_priority(v, handle) for v in victims]))

@@ -106,8 +106,10 @@ class PodTopologySpread:
         self._counts: dict[tuple[int, int], int] = {}
         if (args.get("defaultingType") or "System") == "List":
             self.defaults = list(args.get("defaultConstraints") or ())
+            self.system_defaulted = False
         else:
             self.defaults = SYSTEM_DEFAULT_CONSTRAINTS
+            self.system_defaulted = True
 
     @staticmethod
     def validate_args(args: Mapping) -> None:
@@ -152,11 +154,11 @@ class PodTopologySpread:
             return []
         return [Constraint(d, pod, sel) for d in defaults]
 
-    def _eligibility(self, pod: dict, constraints: list[Constraint]) -> Any:
+    def _eligibility(self, pod: dict, constraints: list[Constraint], require_all: bool = True) -> Any:
         """A test of whether a node's pods count toward the constraints' domains (the node has
-        every topology key; by policy, the pod's node affinity accepts it and it tolerates the
-        node's taints)."""
-        keys = [c.key for c in constraints]
+        every topology key, unless ``require_all`` is False; by policy, the pod's node affinity
+        accepts it and it tolerates the node's taints)."""
+        keys = [c.key for c in constraints] if require_all else []
         matcher = required_matcher(pod) if any(c.honor_affinity for c in constraints) else None
         tolerations = ((pod.get("spec") or {}).get("tolerations") or []
                        if any(c.honor_taints for c in constraints) else None)
@@ -257,6 +259,9 @@ class PodTopologySpread:
             return Status.skip()
         snapshot = state.get(SNAPSHOT_KEY)
         all_nodes = snapshot.nodes if snapshot is not None else nodes
+        # Candidate nodes lacking a topology key are left out of scoring, except under the
+        # System default constraints (there, missing keys just do not count).
+        require_all = bool((pod.get("spec") or {}).get("topologySpreadConstraints")) or not self.system_defaulted
         # Domains among the candidate nodes weigh each constraint (more domains, more weight).
         keys = [c.key for c in constraints]
         ignored = set()
@@ -264,14 +269,15 @@ class PodTopologySpread:
         for n in nodes:
             labels = n.labels  # type: ignore[attr-defined]
             vals = [labels.get(k) for k in keys]
-            if None in vals:
+            if require_all and None in vals:
                 ignored.add(n.name)
                 continue
             for k, v in zip(keys, vals, strict=True):
-                domains[k].add(v)  # type: ignore[arg-type]
+                if v is not None:
+                    domains[k].add(v)
         weights = [math.log(len(domains[c.key]) + 2) for c in constraints]
         counts: Counter[tuple[str, str]] = Counter()
-        eligible = self._eligibility(pod, constraints)
+        eligible = self._eligibility(pod, constraints, require_all)
         ns = namespace_of(pod)
         # Per-node keys (hostname) only matter for candidates; other domains span all nodes.
         if all(k == HOSTNAME for k in keys):
@@ -287,8 +293,8 @@ class PodTopologySpread:
                         candidates = {n.name for n in nodes}
                     if node.name not in candidates:
                         continue
-                v = labels[c.key]
-                if c.key != HOSTNAME and v not in domains[c.key]:
+                v = labels.get(c.key)
+                if v is None or (c.key != HOSTNAME and v not in domains[c.key]):
                     continue
                 counts[(c.key, v)] += self._count(c, node, ns)
         state[_SCORE_STATE] = (constraints, weights, counts, ignored)
@@ -301,11 +307,7 @@ class PodTopologySpread:
         constraints, weights, counts, ignored = st
         if node.name in ignored:
             return 0, Status()
-        labels = node.labels  # type: ignore[attr-defined]
-        total = 0.0
-        for c, w in zip(constraints, weights, strict=True):
-            total += counts.get((c.key, labels[c.key]), 0) * w + (c.max_skew - 1)
-        return round(total), Status()
+        return self.score_batch(state, pod, [node])[0], Status()
 
     def score_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[int]:
         st = state.get(_SCORE_STATE)
@@ -321,7 +323,9 @@ class PodTopologySpread:
             labels = ni.labels  # type: ignore[attr-defined]
             total = 0.0
             for key, w, base in plan:
-                total += counts.get((key, labels[key]), 0) * w + base
+                v = labels.get(key)
+                if v is not None:
+                    total += counts.get((key, v), 0) * w + base
             out.append(round(total))
         return out
 

@@ -74,7 +74,14 @@ async def test_equal_or_higher_priority_pods_are_never_victims():
     node, st, deleted, text = await preempt(make_pod("vip", cpu="2", priority=100), infos)
     assert node is None and deleted == [] and st.code == Code.UNSCHEDULABLE
     assert text == ("0/1 nodes are available: 1 Insufficient cpu. "
-                    "preemption: 0/1 nodes are available: 1 Insufficient cpu.")
+                    "preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.")
+
+
+async def test_evicting_every_lower_priority_pod_is_not_enough():
+    infos = [node_info(make_node("n1", cpu="2"), [low("a", cpu="1", priority=1), low("b", cpu="1", priority=500)])]
+    node, st, deleted, text = await preempt(make_pod("vip", cpu="2", priority=100), infos)
+    assert node is None and deleted == []
+    assert text.endswith("preemption: 0/1 nodes are available: 1 Insufficient cpu.")
 
 
 async def test_preemption_does_not_help_against_taints():
@@ -83,7 +90,7 @@ async def test_preemption_does_not_help_against_taints():
     node, st, deleted, text = await preempt(make_pod("vip", cpu="2", priority=100), infos)
     assert node is None and deleted == []
     assert text == ("0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {k: v}. "
-                    "preemption: 0/2 nodes are available: 1 Insufficient cpu, "
+                    "preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, "
                     "1 Preemption is not helpful for scheduling.")
 
 

@@ -139,3 +139,17 @@ def test_pod_topology_spread_default_constraints_for_owned_pods():
 def test_pod_topology_spread_bad_args(args):
     with pytest.raises(ConfigError):
         PodTopologySpread(args)
+
+
+def test_system_default_spread_works_without_zone_labels():
+    # No zone labels anywhere: hostname spreading still applies to a ReplicaSet's pods.
+    web = {"app": "web"}
+    infos = [node_info(make_node("n1"), [make_pod("w1", labels=web), make_pod("w2", labels=web)]),
+             node_info(make_node("n2"), [make_pod("w3", labels=web)]),
+             node_info(make_node("n3"))]
+    got = run_score(PodTopologySpread(), make_pod(labels=web, owner=True), infos)
+    assert got["n3"] == 100 and got["n3"] > got["n2"] > got["n1"]
+    # Explicit constraints on a missing key leave those nodes out instead.
+    spread = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
+               "labelSelector": {"matchLabels": web}}]
+    assert run_score(PodTopologySpread(), make_pod(labels=web, spread=spread), infos) == {"n1": 0, "n2": 0, "n3": 0}
