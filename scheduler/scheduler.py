@@ -11,6 +11,8 @@ the API call is in flight. A failed binding forgets the assumption and requeues 
 A pod that fits nowhere runs the PostFilter plugins (preemption; a nominated node is written
 to ``status.nominatedNodeName``), gets the ``PodScheduled=False`` condition (reason
 ``Unschedulable``) and a ``FailedScheduling`` event, and waits in the unschedulable queue.
+While a nominated pod waits for its victims to go, other pods of no higher priority are placed
+as if it already ran on its nominated node, so they do not take the room it preempted for.
 
 Informers feed everything: unscheduled pods whose ``schedulerName`` is one of the profiles go to
 the queue; scheduled pods and nodes to the cache; node and pod changes that could make a waiting
@@ -35,6 +37,7 @@ from scheduler import queue as q
 from scheduler import server as metrics
 from scheduler.cache import SchedulerCache, node_name_of
 from scheduler.framework import Code, CycleState, Framework, PluginError, Snapshot, Status
+from scheduler.nodeinfo import pod_priority
 from scheduler.profile import SchedulerConfig, parse_config
 from scheduler.queue import QueuedPod, SchedulingQueue
 
@@ -104,6 +107,7 @@ class Scheduler:
         self._binding_tasks: set[asyncio.Task[Any]] = set()
         self._status_tasks: set[asyncio.Task[Any]] = set()
         self._pod_informer = self._node_informer = self._pc_informer = self._ns_informer = None
+        self.nominated: dict[str, tuple[dict, str]] = {}   # pod key -> (pod, nominated node)
         self.scheduled = 0            # pods bound by this scheduler
         self.failed_attempts = 0      # attempts that ended unschedulable or in error
 
@@ -133,6 +137,7 @@ class Scheduler:
             self.cache.add_pod(pod)
             self._move(q.ASSIGNED_POD_ADD, POD_AWARE_PLUGINS)
         elif self.responsible_for(pod) and not _meta(pod).get("deletionTimestamp"):
+            self._track_nomination(pod)
             self.queue.add(pod)
             metrics.QUEUE_INCOMING.labels(queue=q.ACTIVE, event="PodAdd").inc()
 
@@ -145,21 +150,54 @@ class Scheduler:
         if node_name_of(new):
             if not node_name_of(old):
                 self.queue.delete(new)
+                self.nominated.pop(q.pod_key(new), None)
             self.cache.update_pod(old, new)
             if _meta(old).get("labels") != _meta(new).get("labels"):
                 self._move(q.ASSIGNED_POD_UPDATE, POD_AWARE_PLUGINS)
         elif self.responsible_for(new):
             if _meta(new).get("deletionTimestamp"):
                 self.queue.delete(new)
+                self.nominated.pop(q.pod_key(new), None)
             else:
+                self._track_nomination(new)
                 self.queue.update(old, new)
 
     def _on_pod_delete(self, pod: dict) -> None:
         self.cache.remove_pod(pod)
+        self.nominated.pop(q.pod_key(pod), None)
         if node_name_of(pod):
             self._move(q.ASSIGNED_POD_DELETE)
         else:
             self.queue.delete(pod)
+
+    def _track_nomination(self, pod: dict) -> None:
+        """Nominations written by an earlier leader (or by this one) as the informer shows them."""
+        node = (pod.get("status") or {}).get("nominatedNodeName")
+        key = q.pod_key(pod)
+        if node:
+            self.nominated[key] = (pod, node)
+
+    def _with_nominated(self, pod: dict, key: str, snapshot: Snapshot) -> list[tuple[Any, Any]]:
+        """Count the pods nominated elsewhere with at least ``pod``'s priority on their nominated
+        nodes, in this cycle's snapshot; returns (original, overlay) NodeInfos to undo it."""
+        if not self.nominated:
+            return []
+        prio = pod_priority(pod)
+        overlays: dict[str, tuple[Any, Any]] = {}
+        for other_key, (other, node) in self.nominated.items():
+            if other_key == key or pod_priority(other) < prio:
+                continue
+            if node in overlays:
+                ni = overlays[node][1]
+            else:
+                original = snapshot.get(node)
+                if original is None:
+                    continue
+                ni = original.clone()  # type: ignore[attr-defined]
+                overlays[node] = (original, ni)
+                snapshot.set(ni)  # type: ignore[attr-defined]
+            ni.add_pod(dict(other, spec=dict(other.get("spec") or {}, nodeName=node)))
+        return list(overlays.values())
 
     def _on_node_add(self, node: dict) -> None:
         self.cache.add_node(node)
@@ -177,7 +215,7 @@ class Scheduler:
         n = self.queue.move_all_to_active_or_backoff(event, plugins)
         if n:
             metrics.QUEUE_INCOMING.labels(queue=q.ACTIVE, event=event).inc(n)
-            log.debug("unschedulable pods requeued", event=event, pods=n)
+            log.debug("unschedulable pods requeued", cluster_event=event, pods=n)
 
     def start_informers(self) -> None:
         f = self.factory
@@ -263,6 +301,18 @@ class Scheduler:
         cycle = self.queue.scheduling_cycle
         snapshot = self.cache.update_snapshot()
         self.snapshot = snapshot
+        overlays = self._with_nominated(pod, key, snapshot)
+        try:
+            return await self._schedule_cycle(fw, qp, snapshot, start, cycle)
+        finally:
+            for original, overlay in overlays:
+                # Unless a refresh meanwhile already replaced it with the cache's current state.
+                if snapshot.get(original.name) is overlay:
+                    snapshot.set(original)  # type: ignore[attr-defined]
+
+    async def _schedule_cycle(self, fw: Framework, qp: QueuedPod, snapshot: Snapshot, start: float,
+                              cycle: int) -> str | None:
+        pod, key = qp.pod, qp.key
         state = CycleState()
         if not snapshot.nodes:
             self._fail(qp, cycle, f"0/0 nodes are available: {NO_NODES}.", fw=fw)
@@ -324,6 +374,7 @@ class Scheduler:
         plugins = {st.plugin for st in statuses.values() if st.plugin}
         if nominated:
             log.debug("pod nominated", pod=qp.key, node=nominated)
+            self.nominated[qp.key] = (pod, nominated)
         self._fail(qp, cycle, msg, fw=fw, plugins=plugins, nominated=nominated)
 
     def _fail(self, qp: QueuedPod, cycle: int, message: str, *, fw: Framework | None = None,
@@ -405,6 +456,7 @@ class Scheduler:
             return
         self.cache.finish_binding(assumed)
         self.queue.done(qp.key)
+        self.nominated.pop(qp.key, None)
         fw.run_post_bind(state, assumed, host)
         self.scheduled += 1
         now = self.clock.monotonic()

@@ -131,3 +131,25 @@ async def test_no_nodes_is_reported():
     assert await schedule_next(s) is None
     assert rec.events == [("lonely", "FailedScheduling", "0/0 nodes are available: no nodes available to "
                                                           "schedule pods.")]
+
+
+async def test_room_made_by_preemption_is_kept_for_the_nominated_pod():
+    api = FakeAPI()
+    s, rec = scheduler(api, node("a", cpu="2"))
+    victim = make_pod("victim", cpu="2", priority=0, node_name="a")
+    s._on_pod_add(victim)
+    s.queue.add(make_pod("high", cpu="2", priority=100))
+    assert await schedule_next(s) is None
+    assert s.nominated["default/high"][1] == "a"
+    await asyncio.sleep(0)
+    assert any(b.get("status", {}).get("nominatedNodeName") == "a" for name, b in api.patches if name == "high")
+    s._on_pod_delete(victim)                     # the victim is gone; high backs off for 1 s
+    s.queue.add(make_pod("mid", cpu="2", priority=50))
+    assert await schedule_next(s) is None        # mid must not take high's room
+    assert rec.events[-1][:2] == ("mid", "FailedScheduling")
+    await s.clock.advance(1.5)
+    s.queue.flush_backoff_completed()
+    assert await schedule_next(s) == "a"
+    await s.wait_for_bindings()
+    assert api.bindings == [("high", "a")]
+    assert "default/high" not in s.nominated
