@@ -370,9 +370,11 @@ class Framework:
                 state[NARROWED_BY_KEY] = narrowed_by
                 allowed = set(names) if allowed is None else allowed & set(names)
                 if not allowed:
-                    st = Status.unschedulable(
-                        f"node(s) didn't satisfy plugin(s) [{', '.join(narrowed_by)}]",
-                        plugin=p.name, unresolvable=True)
+                    if len(narrowed_by) == 1:
+                        msg = f"node(s) didn't satisfy plugin {narrowed_by[0]}"
+                    else:
+                        msg = f"node(s) didn't satisfy plugin(s) [{' '.join(narrowed_by)}] simultaneously"
+                    st = Status.unschedulable(msg, plugin=p.name, unresolvable=True)
                     result = (None, st)
                     break
         else:
@@ -465,7 +467,7 @@ class Framework:
             candidates = [ni for ni in nodes if ni.name in allowed]
             if len(candidates) < len(nodes):
                 narrowed = state.get(NARROWED_BY_KEY) or []
-                st = Status.unschedulable(f"node(s) didn't satisfy plugin(s) [{', '.join(narrowed)}]",
+                st = Status.unschedulable(f"node(s) didn't satisfy plugin(s) [{' '.join(narrowed)}]",
                                           unresolvable=True)
                 for ni in nodes:
                     if ni.name not in allowed:
@@ -706,7 +708,7 @@ class Framework:
             if not pre.ok:
                 failures = [pre]
             elif allowed is not None and ni.name not in allowed:
-                failures = [Status.unschedulable(f"node(s) didn't satisfy plugin(s) [{', '.join(narrowed)}]",
+                failures = [Status.unschedulable(f"node(s) didn't satisfy plugin(s) [{' '.join(narrowed)}]",
                                                  plugin=narrowed[0] if narrowed else "", unresolvable=True)]
             else:
                 failures = self.run_filter_each(state, pod, ni)

@@ -278,3 +278,25 @@ def test_profile_object_can_be_built_by_hand():
     prof = Profile("custom", {"filter": ["NodeName"], "bind": ["DefaultBinder"]})
     fw = Framework(prof)
     assert [p.name for p in fw.filter_plugins] == ["NodeName"] and fw.score_plugins == []
+
+
+def test_queue_order_is_priority_then_age():
+    fw = framework()
+    old_low = make_pod("a", priority=1)
+    new_high = make_pod("b", priority=10)
+    new_high["metadata"]["creationTimestamp"] = "2026-02-01T00:00:00Z"
+    new_low = make_pod("c", priority=1)
+    new_low["metadata"]["creationTimestamp"] = "2026-02-01T00:00:00Z"
+    assert fw.less(new_high, old_low) and not fw.less(old_low, new_high)
+    assert fw.less(old_low, new_low) and not fw.less(new_low, old_low)
+
+
+def test_pre_filter_narrowing_to_nothing():
+    fw = framework()
+    snap = Snapshot([node_info(name="n1")])
+    nowhere = make_pod(affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["gone"]}]}]}}})
+    feasible, statuses, _ = fw.find_feasible(CycleState(), nowhere, snap)
+    assert feasible == [] and statuses["n1"].reasons == ["node(s) didn't satisfy plugin(s) [NodeAffinity]"]
+    assert fw.failure_message(nowhere, statuses, 1) == (
+        "0/1 nodes are available: 1 node(s) didn't satisfy plugin(s) [NodeAffinity].")
