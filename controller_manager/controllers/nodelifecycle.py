@@ -131,6 +131,14 @@ class Health:
     transition: str | None        # Ready condition lastTransitionTime last seen
     ready_status: str | None      # Ready status last seen (after our own writes)
     renew: str | None             # Lease renewTime last seen
+    written: int = 0              # resourceVersion of our last write to the node
+
+
+def _rv(obj: dict) -> int:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
 
 
 def _ready_fields(node: dict) -> tuple[str | None, str | None, str | None]:
@@ -207,6 +215,11 @@ class NodeLifecycleController(Controller):
             self.health.pop(key, None)
             return None
         period = self.cfg.node_monitor_period
+        h = self.health.get(key)
+        if h is not None and _rv(node) < h.written:
+            # The informer has not caught up with our own last write: acting on this copy would
+            # redo it (and spend a NoExecute token on a taint already there).
+            return period
         node = await self._monitor(key, node)
         if node is None:
             return None
@@ -242,6 +255,7 @@ class NodeLifecycleController(Controller):
                     node = await self.client.patch(NODES, name, patch, subresource="status")
                 except errors.NotFound:
                     return None
+                h.written = _rv(node)
                 h.heartbeat, h.transition, status = _ready_fields(node)
         if observed == "True" and status != "True":
             self.recorder.normal(node, "NodeNotReady", f"Node {name} status is now: NodeNotReady")
@@ -295,9 +309,12 @@ class NodeLifecycleController(Controller):
         self.log.info("updating node taints", node=name, added=added, removed=removed)
         patch = {"metadata": {"resourceVersion": node["metadata"]["resourceVersion"]}, "spec": {"taints": new or None}}
         try:
-            await self.client.patch(NODES, name, patch)
+            written = await self.client.patch(NODES, name, patch)
         except errors.NotFound:
             return None
+        h = self.health.get(name)
+        if h is not None:
+            h.written = _rv(written)
         return retry
 
 

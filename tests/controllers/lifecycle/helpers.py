@@ -9,6 +9,7 @@ API server shows; ``settled`` waits until a controller's queue has nothing queue
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,13 +23,17 @@ from controller_manager.base import Controller, ControllerConfig, ControllerCont
 from controller_manager.manager import Recorders
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+async def eventually(check: Callable[[], Awaitable[Any] | Any], timeout: float = 30.0,
+                     what: str = "condition") -> Any:
+    """Poll ``check`` (a plain or async callable) until it returns something truthy; fail naming
+    ``what`` after ``timeout``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last = None
     while loop.time() < deadline:
-        last = await check()
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last
         await asyncio.sleep(0.05)
