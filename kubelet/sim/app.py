@@ -8,7 +8,12 @@ Pods bound to these nodes become Running and Ready with an IP from the node's po
 annotations ``sim.navarch.io/exit-after: "2s"`` and ``sim.navarch.io/exit-code: "1"`` (default 0)
 make every container of a pod exit that long after it started; the pod's restart policy decides
 what follows. SIGTERM or SIGINT stops the process and leaves the nodes, which go NotReady when
-their Leases expire; ``--cleanup`` deletes them instead.
+their Leases expire; ``--cleanup`` deletes them instead. Started again with the same flags, it
+takes its nodes and their pods over.
+
+Node addresses and pod ranges follow the node index, so several simulators sharing a cluster
+should differ in ``--start-index`` (or in ``--node-ip-range`` and ``--pod-cidr``) as well as in
+``--name-prefix``. With ``--port`` it serves ``/healthz`` and ``/metrics`` (``navarch_sim_*``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import structlog
 from client.component import parse_duration, run_component
 from client.rest import Client
 from kubelet.sim.config import ConfigError, SimConfig, parse_labels, parse_list, parse_taints
+from kubelet.sim.nodes import NotSimulated
 from kubelet.sim.simulator import Simulator
 
 log = structlog.get_logger("kubelet.sim")
@@ -92,6 +98,11 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 async def run(args: argparse.Namespace, cfg: SimConfig) -> None:
     client = await Client.from_kubeconfig(args.kubeconfig, args.context, pool_size=max(100, cfg.max_inflight))
     sim = Simulator(client, cfg)
+    from prometheus_client import REGISTRY
+
+    from kubelet.sim.metrics import SimulatorCollector
+
+    REGISTRY.register(SimulatorCollector(sim))
     try:
         await run_component("simulate-nodes", sim.run, client=client, bind_address=args.bind_address,
                             port=args.port)
@@ -110,7 +121,12 @@ def main(argv: list[str]) -> int:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(run(args, cfg))
+        runner = asyncio.run
     else:
-        uvloop.run(run(args, cfg))
+        runner = uvloop.run
+    try:
+        runner(run(args, cfg))
+    except NotSimulated as e:
+        print(f"navarch simulate-nodes: {e}", file=sys.stderr)
+        return 1
     return 0

@@ -46,6 +46,10 @@ HEALTHY_CONDITIONS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
+class NotSimulated(Exception):
+    """A Node with one of our names exists but was not registered by a simulator."""
+
+
 def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -173,7 +177,7 @@ class NodeKeeper:
                     await self.register(index)
                     return
                 except (errors.StatusError, OSError, TimeoutError) as e:
-                    if isinstance(e, errors.StatusError) and e.code in (400, 403, 422):
+                    if isinstance(e, errors.StatusError) and e.code in (400, 401, 403, 422):
                         raise
                     log.warning("node registration failed; retrying", node=self.cfg.node_name(index),
                                 error=str(e), attempt=attempt)
@@ -200,9 +204,15 @@ class NodeKeeper:
 
     async def _take_over(self, index: int, node: dict[str, Any]) -> None:
         """A node of ours left by an earlier run: bring its labels up to date (taints are the
-        admin's once registered) and let the status loop report it Ready at once."""
+        admin's once registered) and let the status loop report it Ready at once. A Node of that
+        name that no simulator registered is refused rather than hijacked."""
         name = node["metadata"]["name"]
-        patch = {"metadata": {"labels": node["metadata"]["labels"],
+        existing = await self.client.get("nodes", name)
+        annotations = (existing.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(SIMULATED_ANNOTATION) != "true":
+            raise NotSimulated(f"node {name} exists and is not a simulated node (no {SIMULATED_ANNOTATION} "
+                               f"annotation); choose another --name-prefix or --start-index")
+        patch = {"metadata": {"uid": existing["metadata"]["uid"], "labels": node["metadata"]["labels"],
                               "annotations": node["metadata"]["annotations"]}}
         async with self.writes:
             current = await self.client.patch("nodes", name, patch)
@@ -222,7 +232,7 @@ class NodeKeeper:
         self.status_queue.shut_down()
 
     async def renew_lease(self, name: str) -> float | None:
-        if self._stopping:
+        if self._stopping or name not in self.uids:
             return None
         now = self.clock.now()
         lease = self.leases.get(name)
@@ -255,7 +265,7 @@ class NodeKeeper:
         return out
 
     async def sync_status(self, name: str) -> float | None:
-        if self._stopping:
+        if self._stopping or name not in self.uids:
             return None
         index = self.cfg.node_index(name)
         if index is None:
@@ -267,7 +277,7 @@ class NodeKeeper:
             async with self.writes:
                 await self.client.patch("nodes", name, {"status": status}, subresource="status")
         except errors.NotFound:
-            log.warning("simulated node was deleted; no longer reporting its status", node=name)
+            self.node_deleted({"metadata": {"name": name, "uid": self.uids.get(name)}})
             return None
         self.status_updates += 1
         return self.cfg.node_status_update_frequency
@@ -277,6 +287,19 @@ class NodeKeeper:
         name = (node.get("metadata") or {}).get("name", "")
         if name in self.uids and not self._stopping and not is_ready(node):
             self.status_queue.add(name)
+
+    def node_deleted(self, node: dict[str, Any]) -> None:
+        """Informer hook: a node of ours deleted by someone is given up, as a node agent whose
+        Node is removed stops reporting (it registers again only when restarted)."""
+        md = node.get("metadata") or {}
+        name = md.get("name", "")
+        if name in self.uids and md.get("uid") in (None, self.uids[name]):
+            del self.uids[name]
+            self.leases.pop(name, None)
+            log.warning("simulated node was deleted; no longer acting for it", node=name)
+
+    def manages(self, name: str) -> bool:
+        return name in self.uids
 
     # -- cleanup ---------------------------------------------------------------------------
 
@@ -289,4 +312,5 @@ class NodeKeeper:
                 except errors.NotFound:
                     pass
 
-        await asyncio.gather(*(one(n) for n in self.cfg.node_names()), return_exceptions=True)
+        # Only the nodes this process registered or took over: never a Node it refused.
+        await asyncio.gather(*(one(n) for n in list(self.uids)), return_exceptions=True)

@@ -51,13 +51,15 @@ class PodSimulator:
     def __init__(self, client: Client, cfg: SimConfig, writes: asyncio.Semaphore, *,
                  pod_cache: Callable[[str], dict[str, Any] | None],
                  node_cache: Callable[[str], dict[str, Any] | None] = lambda name: None,
-                 clock: Clock = REAL):
+                 manages: Callable[[str], bool] = lambda name: True, clock: Clock = REAL):
         self.client = client
         self.cfg = cfg
         self.writes = writes
         self.clock = clock
         self.pod_cache = pod_cache
         self.node_cache = node_cache
+        # Whether we still act for a node (not for one deleted under us).
+        self.manages = manages
         self.timing = Timing(cfg.pod_startup_delay, cfg.termination_delay, cfg.restart_backoff,
                              cfg.restart_backoff_max)
         self.states: dict[str, PodState] = {}
@@ -73,7 +75,7 @@ class PodSimulator:
 
     def node_of(self, pod: dict[str, Any]) -> str | None:
         node = (pod.get("spec") or {}).get("nodeName") or ""
-        return node if node and self.cfg.node_index(node) is not None else None
+        return node if node and self.cfg.node_index(node) is not None and self.manages(node) else None
 
     def on_add(self, pod: dict[str, Any]) -> None:
         if self.node_of(pod) is not None:

@@ -42,14 +42,22 @@ class Simulator:
                                      transform=strip_managed_fields)
         self.nodes = NodeKeeper(client, cfg, self.writes, clock=clock, cached_node=self.node_informer.get)
         self.pods = PodSimulator(client, cfg, self.writes, clock=clock, pod_cache=self.pod_informer.get,
-                                 node_cache=self.node_informer.get)
+                                 node_cache=self.node_informer.get, manages=self.nodes.manages)
         self.registration_seconds: float | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = False
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await asyncio.shield(self.stop())
+            raise
+
+    async def _start(self) -> None:
         self.node_informer.add_event_handler(on_add=self.nodes.node_changed,
-                                             on_update=lambda old, new: self.nodes.node_changed(new))
+                                             on_update=lambda old, new: self.nodes.node_changed(new),
+                                             on_delete=self.nodes.node_deleted)
         self.node_informer.start()
         await self.node_informer.wait_for_cache_sync()
         self._tasks.append(asyncio.create_task(self.nodes.run(), name="sim:nodes"))

@@ -10,9 +10,11 @@ import signal
 import subprocess
 import sys
 
+import aiohttp
+
 from kubelet.sim.app import main
 from kubelet.sim.nodes import LEASE_NAMESPACE, LEASES
-from tests.fixtures.apiserver import REPO
+from tests.fixtures.apiserver import REPO, free_port
 from tests.sim.conftest import short_name
 from tests.sim.helpers import condition, eventually, first_container, gone, make_pod, pod_when
 
@@ -53,6 +55,15 @@ async def running(sim: SimProcess):
         sim.kill()
 
 
+async def scrape(port: int) -> str | None:
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            text = await resp.text()
+    except aiohttp.ClientError:
+        return None
+    return text if "navarch_sim_nodes 2.0" in text else None
+
+
 def running_ready(pod: dict) -> bool:
     ready = condition(pod, "Ready")
     return pod.get("status", {}).get("phase") == "Running" and bool(ready) and ready["status"] == "True"
@@ -73,10 +84,13 @@ async def test_restart_takes_over_nodes_and_pods_and_cleanup_deletes(client, api
         c = condition(n, "Ready")
         return n if c and c["status"] == "True" else None
 
-    first = SimProcess(apiserver.kubeconfig, tmp_path / "first.log", *args)
+    port = free_port()
+    first = SimProcess(apiserver.kubeconfig, tmp_path / "first.log", *args, "--port", str(port))
     async with running(first):
         registered = await eventually(lambda: ready(node), what="node registered")
         await eventually(lambda: ready(f"{prefix}1"), what="second node registered")
+        metrics = await eventually(lambda: scrape(port), what="metrics served")
+        assert "navarch_sim_nodes 2.0" in metrics and "navarch_sim_lease_renewals_total" in metrics
         await client.create("pods", make_pod("survivor", namespace))
         await client.bind(namespace, "survivor", node)
         before = await pod_when(client, namespace, "survivor", running_ready)

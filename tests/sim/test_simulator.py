@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from api import errors
-from kubelet.sim.nodes import LEASE_NAMESPACE, LEASES
+from kubelet.sim.nodes import LEASE_NAMESPACE, LEASES, NotSimulated
 from tests.sim.helpers import (
     PodHistory,
     condition,
@@ -265,3 +265,33 @@ async def test_a_new_pod_under_an_old_name_starts_afresh(client, simulate, names
     await client.bind(namespace, "again", node)
     pod = await pod_when(client, namespace, "again", running_ready)
     assert first_container(pod)["restartCount"] == 0
+
+
+async def test_a_node_that_is_not_simulated_is_not_taken_over(client, simulate, request):
+    from tests.sim.conftest import short_name
+
+    name = short_name(request) + "-0"
+    await client.create("nodes", {"metadata": {"name": name, "labels": {"real": "yes"}}})
+    try:
+        with pytest.raises(NotSimulated, match=name):
+            await simulate(count=1, cleanup=False)
+        node = await client.get("nodes", name)
+        assert node["metadata"]["labels"] == {"real": "yes"}
+    finally:
+        await client.delete("nodes", name)
+
+
+async def test_a_deleted_node_is_given_up(client, simulate, namespace):
+    sim = await simulate(count=2)
+    name = f"{sim.cfg.name_prefix}0"
+    await client.delete("nodes", name)
+    await eventually(lambda: not sim.nodes.manages(name), what="node given up")
+    # Its pods are no longer played; the other node's still are.
+    await client.create("pods", make_pod("orphan", namespace))
+    await client.bind(namespace, "orphan", name)
+    await client.create("pods", make_pod("kept", namespace))
+    await client.bind(namespace, "kept", f"{sim.cfg.name_prefix}1")
+    await pod_when(client, namespace, "kept", running_ready)
+    await sim.pods.queue.shut_down_with_drain(5)
+    assert not (await client.get("pods", "orphan", namespace)).get("status", {}).get("containerStatuses")
+    assert await gone(client, "nodes", name), "not registered again"
