@@ -17,13 +17,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+import structlog
 
 from api import errors
+from api.meta import now_rfc3339
 from scheduler.framework import SNAPSHOT_KEY, Code, CycleState, NodeInfo, Status
 from scheduler.nodeinfo import pod_key
 
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_VICTIMS = "No preemption victims found for incoming pod"
+log = structlog.get_logger("scheduler.preemption")
+
 POLICY_NEVER = "not eligible due to preemptionPolicy=Never."
 TERMINATING_ON_NOMINATED = "not eligible due to a terminating pod on the nominated node."
 
@@ -188,24 +192,40 @@ class DefaultPreemption:
             msg = failure_message(pod, reasons, len(snapshot.nodes))
             return None, Status.unschedulable(f"preemption: {msg}", plugin=self.name)
         best = pick_one(candidates)
-        err = await self.evict(pod, best.victims, handle)
+        err = await self.evict(pod, best.victims, best.node, handle)
         if err is not None:
             return None, Status.error(err, plugin=self.name)
         return best.node, Status()
 
-    async def evict(self, preemptor: dict, victims: list[dict], handle: Any) -> str | None:
-        """Delete the victims gracefully; a victim already gone is fine."""
+    async def evict(self, preemptor: dict, victims: list[dict], node: str, handle: Any) -> str | None:
+        """Mark each victim with the DisruptionTarget condition, delete it gracefully and record
+        a Preempted event on it. A victim already gone is fine. Returns an error text or None."""
         client = getattr(handle, "client", None)
         if client is None:
             return "no API client to delete preemption victims"
+        pmeta = preemptor.get("metadata") or {}
+        scheduler_name = (preemptor.get("spec") or {}).get("schedulerName") or "default-scheduler"
+        condition = {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+                     "message": f"{scheduler_name}: preempting to accommodate a higher priority pod",
+                     "lastTransitionTime": now_rfc3339()}
+        recorder = getattr(handle, "recorder", None)
         for v in victims:
             meta = v.get("metadata") or {}
+            name, ns = meta.get("name", ""), meta.get("namespace") or "default"
             pre = {"uid": meta["uid"]} if meta.get("uid") else None
             try:
-                await client.delete("pods", meta.get("name", ""), meta.get("namespace") or "default",
-                                    preconditions=pre)
+                await client.patch("pods", name, {"status": {"conditions": [condition]}}, ns,
+                                   patch_type="strategic", subresource="status")
+            except errors.NotFound:
+                continue
+            except (TimeoutError, errors.StatusError, aiohttp.ClientError) as e:
+                log.debug("could not mark preemption victim", pod=pod_key(v), error=str(e))
+            try:
+                await client.delete("pods", name, ns, preconditions=pre)
             except (errors.NotFound, errors.Conflict):
                 continue
             except (TimeoutError, errors.StatusError, aiohttp.ClientError) as e:
-                return f"deleting victim {pod_key(v)}: {e}"
+                return f"deleting victim {ns}/{name}: {e}"
+            if recorder is not None:
+                recorder.normal(v, "Preempted", f"Preempted by pod {pmeta.get('uid', '')} on node {node}")
         return None

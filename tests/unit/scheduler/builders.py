@@ -165,6 +165,7 @@ class FakeClient:
     def __init__(self, fail: errors.StatusError | None = None):
         self.binds: list[tuple[str, str, str]] = []
         self.deletes: list[tuple[str, str, dict | None]] = []
+        self.patches: list[tuple] = []
         self.fail = fail
 
     async def bind(self, ns, name, node):
@@ -172,14 +173,29 @@ class FakeClient:
             raise self.fail
         self.binds.append((ns, name, node))
 
+    async def patch(self, resource, name, patch, namespace=None, *, patch_type="merge", subresource=None, **kw):
+        if self.fail:
+            raise self.fail
+        self.patches.append((namespace, name, subresource, patch_type, patch))
+        return {}
+
     async def delete(self, resource, name, namespace=None, *, preconditions=None, **kw):
         self.deletes.append((namespace, name, preconditions))
         return {}
 
 
+class Recorder:
+    def __init__(self):
+        self.events: list[tuple[str, str, str, str]] = []
+
+    def normal(self, obj, reason, message):
+        self.events.append((obj["metadata"]["name"], "Normal", reason, message))
+
+
 class Handle:
     def __init__(self, client=None, priority_classes=None):
         self.client = client or FakeClient()
+        self.recorder = Recorder()
         self.snapshot = None
         self.clock = None
         self.classes = priority_classes or {}

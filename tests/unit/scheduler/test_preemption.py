@@ -34,6 +34,14 @@ async def test_preempts_a_lower_priority_pod():
     node, st, deleted, _ = await preempt(make_pod("vip", cpu="2", priority=100), infos, handle)
     assert st.ok and node == "n1" and deleted == ["victim"]
     assert handle.client.deletes[0] == ("default", "victim", {"uid": victim["metadata"]["uid"]})
+    [(ns, name, sub, ptype, body)] = handle.client.patches
+    assert (ns, name, sub, ptype) == ("default", "victim", "status", "strategic")
+    [cond] = body["status"]["conditions"]
+    assert cond["type"] == "DisruptionTarget" and cond["reason"] == "PreemptionByScheduler"
+    assert cond["message"] == "default-scheduler: preempting to accommodate a higher priority pod"
+    [(obj, kind, reason, message)] = handle.recorder.events
+    assert (obj, kind, reason) == ("victim", "Normal", "Preempted")
+    assert message.startswith("Preempted by pod uid-") and message.endswith(" on node n1")
 
 
 async def test_keeps_the_most_important_pods_it_can():
@@ -133,6 +141,9 @@ async def test_victim_already_gone_is_fine():
     from api import errors
 
     class Gone(FakeClient):
+        async def patch(self, *a, **kw):
+            raise errors.NotFound("gone")
+
         async def delete(self, resource, name, namespace=None, **kw):
             raise errors.NotFound("gone")
 
