@@ -59,8 +59,7 @@ def start_runtime(root: Path, *extra: str, driver: str = "hollow", socket: Path 
     socket = socket or root / "cri.sock"
     root.mkdir(parents=True, exist_ok=True)
     log = root.parent / f"{root.name}-runtime.log"
-    with contextlib_suppress_missing(socket):
-        pass
+    socket.unlink(missing_ok=True)
     out = open(log, "ab")
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys, runtime.server as s; sys.exit(s.main(sys.argv[1:]))",
@@ -84,19 +83,6 @@ def start_runtime(root: Path, *extra: str, driver: str = "hollow", socket: Path 
             rp.stop(signal.SIGKILL)
             raise RuntimeError(f"runtime did not come up: {log.read_text()[-3000:]}")
         time.sleep(0.05)
-
-
-class contextlib_suppress_missing:
-    """Remove a stale socket path, if any, on entry."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 class Clients:
