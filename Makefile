@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 up: system venv
-	$(PY) -m navarch up --data-dir $(RUN_DIR) --port $(PORT)
+	$(PY) -m navarch up --data-dir $(RUN_DIR) --port $(PORT) $(ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
