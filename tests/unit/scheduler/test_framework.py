@@ -300,3 +300,24 @@ def test_pre_filter_narrowing_to_nothing():
     assert feasible == [] and statuses["n1"].reasons == ["node(s) didn't satisfy plugin(s) [NodeAffinity]"]
     assert fw.failure_message(nowhere, statuses, 1) == (
         "0/1 nodes are available: 1 node(s) didn't satisfy plugin(s) [NodeAffinity].")
+
+
+@pytest.mark.parametrize("pod, nodes, suggestion", [
+    (make_pod(cpu="1"), [node_info(make_node("c1", unschedulable=True))],
+     "uncordon c1: cordoned, and the only reason the pod does not fit there"),
+    (make_pod(host_ports=[80]), [node_info(make_node("n1"), [make_pod("web", host_ports=[80])])],
+     "1 node(s) reject the pod only because its host ports are taken there: free the ports or drop hostPort"),
+    (make_pod(), [node_info(make_node("n1", pods="1"), [make_pod("a")])],
+     "1 node(s) are at their pod limit: n1"),
+    (make_pod(labels={"app": "x"}, affinity={"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "x"}}, "topologyKey": "kubernetes.io/hostname"}]}}),
+     [node_info(make_node("n1"), [make_pod("x1", labels={"app": "x"})])],
+     "1 node(s) reject the pod only for InterPodAffinity: node(s) didn't match pod anti-affinity rules"),
+    (make_pod(cpu="3", memory="3Gi"), [node_info(make_node("n1", cpu="4", memory="4Gi"),
+                                                 [make_pod("a", cpu="2", memory="2Gi")])],
+     "lower cpu to at most 2, memory to at most 2Gi: it would then fit on node n1"),
+    (make_pod(), [], "there are no nodes: add nodes to the cluster"),
+])
+def test_explain_suggestions(pod, nodes, suggestion):
+    out = framework().explain(pod, Snapshot(nodes))
+    assert suggestion in out["suggestions"], out["suggestions"]
