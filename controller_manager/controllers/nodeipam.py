@@ -120,6 +120,10 @@ class NodeIpamController(Controller):
             if not any(cidr in pod_cidrs(n) for n in self.nodes.list()):
                 self.cidrs.release(cidr)
                 self.log.info("released node pod CIDR", node=name, cidr=cidr)
+                # Nodes waiting for space need not wait for their retry.
+                for waiting in self.nodes.list():
+                    if not pod_cidrs(waiting):
+                        self.enqueue(waiting)
 
     async def run(self) -> None:
         await self.ctx.informers.wait_for_cache_sync()
