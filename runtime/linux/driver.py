@@ -567,17 +567,21 @@ class RuncDriver:
 
     async def attach(self, spec: ContainerSpec, *, stdin: bool) -> ExecSession:
         c = await self._require_running(spec)
+        loop = asyncio.get_running_loop()
+        r = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(r)
         try:
-            r, w = await asyncio.open_unix_connection("\0navarch-attach-" + c.id)
+            transport, _ = await loop.create_unix_connection(lambda: protocol, "\0navarch-attach-" + c.id)
         except OSError as e:
             raise DriverError(f"attach to {spec.id}: {e}") from e
-        out, err = asyncio.StreamReader(), asyncio.StreamReader()
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        out, err = _BoundedReader(), _BoundedReader()
+        w = _HalfCloseWriter(transport, protocol, r, loop)
+        done: asyncio.Future[int] = loop.create_future()
 
         async def demux() -> None:
             code = -1
             try:
-                while True:
+                while not (out.overflowed or err.overflowed):   # nobody reads any more: let go
                     head = await r.readexactly(5)
                     kind, n = struct.unpack(">BI", head)
                     data = await r.readexactly(n)
@@ -593,13 +597,12 @@ class RuncDriver:
             finally:
                 out.feed_eof()
                 err.feed_eof()
+                transport.close()
                 if code < 0:
                     with contextlib.suppress(DriverError):
                         code = (await self.container_state(spec)).exit_code
                 if not done.done():
                     done.set_result(code)
-                if not stdin:
-                    w.close()
         self._background(demux())
         w.write(b"I" if stdin else b"O")
         if not stdin:
@@ -712,6 +715,30 @@ class ShimFactory:
             await proc.wait()
         if self.reader is not None:
             await self.reader
+
+
+ATTACH_BUFFER = 1 << 20
+
+
+class _BoundedReader(asyncio.StreamReader):
+    """Holds at most ATTACH_BUFFER unread bytes; past that it drops output and says so (an
+    attach whose client went away must not buffer a chatty container's output forever)."""
+
+    overflowed = False
+
+    def feed_data(self, data: bytes) -> None:
+        if len(self._buffer) > ATTACH_BUFFER:
+            self.overflowed = True
+            return
+        super().feed_data(data)
+
+
+class _HalfCloseWriter(asyncio.StreamWriter):
+    """Closing an attach session's stdin ends the container's input, not the output stream."""
+
+    def close(self) -> None:
+        if self.can_write_eof() and not self.transport.is_closing():
+            self.write_eof()
 
 
 def _fd_reader(fd: int) -> asyncio.StreamReader:

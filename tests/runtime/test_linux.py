@@ -199,13 +199,20 @@ async def test_exec_with_tty_and_stdin(h):
 
 async def test_attach_sees_output_and_feeds_stdin(h):
     sb, _ = await h.sandbox()
-    c = await h.container(sb, ["sh", "-c", "read line; echo echoed:$line; exit 2"], stdin=True)
+    c = await h.container(sb, ["sh", "-c", "read line; echo echoed:$line; cat; echo done >&2; exit 2"],
+                          stdin=True, stdin_once=True)
     await h.wait_state(c, "RUNNING")
+    watcher = await h.driver.attach(c, stdin=False)
     session = await h.driver.attach(c, stdin=True)
-    session.stdin.write(b"ping\n")
+    session.stdin.write(b"ping\nmore\n")
     await session.stdin.drain()
     assert await asyncio.wait_for(session.stdout.readline(), 10) == b"echoed:ping\n"
+    assert await asyncio.wait_for(session.stdout.readline(), 10) == b"more\n"
+    session.stdin.close()      # with stdin_once the container sees EOF; output keeps coming
+    assert await asyncio.wait_for(session.stderr.read(), 10) == b"done\n"
     assert await asyncio.wait_for(session.wait, 10) == 2
+    assert await asyncio.wait_for(watcher.stdout.read(), 10) == b"echoed:ping\nmore\n"
+    assert await asyncio.wait_for(watcher.wait, 10) == 2
 
 
 async def test_reopen_log_after_rotation(h):

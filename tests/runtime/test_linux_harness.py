@@ -59,7 +59,7 @@ def make_sandbox(root: Path, name: str = "pod", *, host_network: bool = False,
 def make_container(root: Path, sandbox: SandboxSpec, layer: Path, command: list[str], *, name: str = "c",
                    resources: Resources | None = None, security: SecurityContext | None = None,
                    image_config: dict | None = None, mounts: list[Mount] | None = None,
-                   tty: bool = False, stdin: bool = False, envs: list[tuple[str, str]] | None = None,
+                   tty: bool = False, stdin: bool = False, stdin_once: bool = False, envs: list[tuple[str, str]] | None = None,
                    working_dir: str = "") -> ContainerSpec:
     cid = new_id()
     cfg = {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]}
@@ -68,7 +68,7 @@ def make_container(root: Path, sandbox: SandboxSpec, layer: Path, command: list[
         id=cid, sandbox_id=sandbox.id, name=name,
         image=ImageInfo(id="sha256:" + "0" * 64, config=cfg, layer_dirs=[layer]),
         command=command, args=[], working_dir=working_dir, envs=envs or [], mounts=mounts or [],
-        log_path=str(root / "logs" / f"{name}-{cid[:8]}.log"), tty=tty, stdin=stdin, stdin_once=False,
+        log_path=str(root / "logs" / f"{name}-{cid[:8]}.log"), tty=tty, stdin=stdin, stdin_once=stdin_once,
         resources=resources or Resources(), security=security or SecurityContext(),
         state_dir=root / "containers" / cid)
 
