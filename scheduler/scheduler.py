@@ -339,11 +339,15 @@ class Scheduler:
         assumed = dict(pod)
         assumed["spec"] = dict(pod.get("spec") or {}, nodeName=host)
         self.cache.assume_pod(assumed, host)
-        st = fw.run_reserve(state, assumed, host)
-        if st.ok:
-            st, _ = fw.run_permit(state, assumed, host)
-            if st.code == Code.WAIT:
-                st = Status.error("Permit plugins that wait are not supported", plugin=st.plugin)
+        try:
+            st = fw.run_reserve(state, assumed, host)
+            if st.ok:
+                st, _ = fw.run_permit(state, assumed, host)
+                if st.code == Code.WAIT:
+                    st = Status.error("Permit plugins that wait are not supported", plugin=st.plugin)
+        except Exception as e:
+            log.exception("reserve or permit failed", pod=key)
+            st = Status.error(f"reserve or permit failed: {e}")
         if not st.ok:
             fw.run_unreserve(state, assumed, host)
             self.cache.forget_pod(assumed)
