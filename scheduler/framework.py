@@ -456,7 +456,7 @@ class Framework:
             return [], statuses, start_index
         skipped = state.get(SKIP_FILTER_KEY) or ()
         filters = [(p.name, b) for p, b in self._filter_batches if p.name not in skipped]
-        others = self._nominated_pods(pod)
+        others = self.nominated_pods_for(pod)
 
         nominated = (pod.get("status") or {}).get("nominatedNodeName")
         if nominated and (allowed is None or nominated in allowed):
@@ -498,7 +498,7 @@ class Framework:
                     statuses[ni.name] = st
         return feasible, statuses, (start + pos) % m
 
-    def _nominated_pods(self, pod: dict) -> dict[str, list[dict]] | None:
+    def nominated_pods_for(self, pod: dict) -> dict[str, list[dict]] | None:
         """Pods nominated to nodes (by earlier preemptions) that ``pod`` must leave room for:
         those of equal or higher priority, from the handle's ``nominated_pods()`` (node name ->
         pods), when the scheduler offers it."""

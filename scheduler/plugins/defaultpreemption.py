@@ -5,8 +5,9 @@ on a copy of the node removes every pod of lower priority than the preemptor; if
 then fits, pods are given back most important first while it still fits, and those that could
 not be given back are the victims. Among candidate nodes the least disruptive wins: the lowest
 highest victim priority, then the lowest sum of victim priorities, then the fewest victims, then
-the latest-started highest-priority victims. Victims are deleted gracefully; the winning node is
-returned as the preemptor's nomination (the scheduler writes ``status.nominatedNodeName``).
+the latest-started highest-priority victims. Victims get the DisruptionTarget condition and are
+deleted gracefully; lower-priority pods nominated to the node lose their nomination; the winning
+node is returned as the preemptor's nomination (the scheduler writes ``status.nominatedNodeName``).
 PodDisruptionBudgets are not considered.
 """
 
@@ -118,8 +119,8 @@ class DefaultPreemption:
                         return TERMINATING_ON_NOMINATED
         return None
 
-    def select_victims(self, state: CycleState, pod: dict, node: NodeInfo, handle: Any
-                       ) -> tuple[list[dict] | None, Status]:
+    def select_victims(self, state: CycleState, pod: dict, node: NodeInfo, handle: Any,
+                       nominated: dict[str, list[dict]] | None = None) -> tuple[list[dict] | None, Status]:
         """Dry run on a copy of ``node``: the victims that make ``pod`` fit, or None with why
         not (no lower-priority pods, or the filter status when evicting all of them would not
         be enough)."""
@@ -130,6 +131,10 @@ class DefaultPreemption:
         potential = [p for p in ni.pods if resolved_priority(p, handle) < prio]
         if not potential:
             return None, Status.unschedulable(NO_VICTIMS, plugin=self.name, unresolvable=True)
+        # Room already promised to pods nominated here (of equal or higher priority) stays theirs.
+        for p in (nominated or {}).get(ni.name, ()):
+            ni.add_pod(p)
+            fw.run_pre_filter_add_pod(st, pod, p, ni)
         for p in potential:
             ni.remove_pod(p)
             fw.run_pre_filter_remove_pod(st, pod, p, ni)
@@ -163,10 +168,11 @@ class DefaultPreemption:
         if not potential:
             return candidates, reasons
         want = self._num_candidates(len(potential))
+        nominated = handle.framework.nominated_pods_for(pod)
         offset = self.rng.randrange(len(potential))
         for i in range(len(potential)):
             ni = potential[(offset + i) % len(potential)]
-            victims, st = self.select_victims(state, pod, ni, handle)
+            victims, st = self.select_victims(state, pod, ni, handle, nominated)
             if victims is None:
                 reasons[ni.name] = st
                 continue
@@ -195,7 +201,27 @@ class DefaultPreemption:
         err = await self.evict(pod, best.victims, best.node, handle)
         if err is not None:
             return None, Status.error(err, plugin=self.name)
+        await self.clear_lower_nominations(pod, best.node, handle)
         return best.node, Status()
+
+    async def clear_lower_nominations(self, preemptor: dict, node: str, handle: Any) -> None:
+        """Pods of lower priority nominated to ``node`` lose their nomination (the room made
+        for them goes to the preemptor); they are tried again from scratch."""
+        get = getattr(handle, "nominated_pods", None)
+        client = getattr(handle, "client", None)
+        if not callable(get) or client is None:
+            return
+        prio = resolved_priority(preemptor, handle)
+        me = pod_key(preemptor)
+        for p in (get() or {}).get(node, ()):
+            if pod_key(p) == me or resolved_priority(p, handle) >= prio:
+                continue
+            meta = p.get("metadata") or {}
+            try:
+                await client.patch("pods", meta.get("name", ""), {"status": {"nominatedNodeName": None}},
+                                   meta.get("namespace") or "default", subresource="status")
+            except (TimeoutError, errors.StatusError, aiohttp.ClientError) as e:
+                log.debug("could not clear nomination", pod=pod_key(p), error=str(e))
 
     async def evict(self, preemptor: dict, victims: list[dict], node: str, handle: Any) -> str | None:
         """Mark each victim with the DisruptionTarget condition, delete it gracefully and record

@@ -109,7 +109,7 @@ class InterPodAffinity:
         key = (uid, meta.get("resourceVersion"))
         terms = self._cache.get(key)
         if terms is None:
-            if len(self._cache) > 100_000:
+            if len(self._cache) > 50_000:
                 self._cache.clear()
             terms = self._cache[key] = _PodTerms(pod, self._ns_labels())
         return terms
@@ -124,7 +124,7 @@ class InterPodAffinity:
         key = (t.sig, uid, meta.get("resourceVersion"))
         m = self._matches.get(key)
         if m is None:
-            if len(self._matches) > 200_000:
+            if len(self._matches) > 100_000:
                 self._matches.clear()
             m = self._matches[key] = t.matches(pod)
         return m

@@ -238,8 +238,8 @@ class NodeResourcesFit:
         return _piecewise(self.shape, util)
 
 
-_MEMO_SHAPES = 64
-_MEMO_ENTRIES = 100_000
+_MEMO_SHAPES = 16
+_MEMO_ENTRIES = 20_000
 
 
 def _memo(memos: dict[tuple, dict[int, int]], shape: tuple) -> dict[int, int]:

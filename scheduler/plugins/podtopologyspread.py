@@ -190,7 +190,7 @@ class PodTopologySpread:
             for p in node.pods:
                 if namespace_of(p) == ns and not is_terminating(p) and sel.matches(labels_of(p)):
                     n += 1
-            if len(self._counts) > 500_000:
+            if len(self._counts) > 100_000:
                 self._counts.clear()
             self._counts[key] = n
         return n

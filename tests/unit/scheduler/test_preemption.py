@@ -171,3 +171,33 @@ def test_room_made_by_preemption_is_kept_for_the_nominated_pod():
     assert [n.name for n in feasible] == ["n1"]
     feasible, _, _ = fw.find_feasible(CycleState(), vip, snap)
     assert [n.name for n in feasible] == ["n1"]
+
+
+async def test_lower_priority_nominations_on_the_chosen_node_are_cleared():
+    waiting_low = make_pod("waiting-low", cpu="1", priority=5, nominated="n1")
+    waiting_high = make_pod("waiting-high", cpu="1", priority=500, nominated="n1")
+
+    class Nominating(Handle):
+        def nominated_pods(self):
+            return {"n1": [waiting_low, waiting_high]}
+
+    handle = Nominating()
+    infos = [node_info(make_node("n1", cpu="4"), [low("a", cpu="1", priority=1)])]
+    # 4 cpu: 1 used by "a", 1 kept for the higher nominee; the preemptor needs 3.
+    node, st, deleted, _ = await preempt(make_pod("vip", cpu="3", priority=100), infos, handle)
+    assert node == "n1" and deleted == ["a"]
+    cleared = [(name, body) for _, name, sub, _, body in handle.client.patches if "nominatedNodeName" in body["status"]]
+    assert cleared == [("waiting-low", {"status": {"nominatedNodeName": None}})]
+
+
+async def test_dry_run_keeps_room_promised_to_higher_nominees():
+    waiting_high = make_pod("waiting-high", cpu="2", priority=500, nominated="n1")
+
+    class Nominating(Handle):
+        def nominated_pods(self):
+            return {"n1": [waiting_high]}
+
+    infos = [node_info(make_node("n1", cpu="4"), [low("a", cpu="1", priority=1)])]
+    node, st, deleted, text = await preempt(make_pod("vip", cpu="3", priority=100), infos, Nominating())
+    assert node is None and deleted == []
+    assert text.endswith("preemption: 0/1 nodes are available: 1 Insufficient cpu.")
