@@ -1,6 +1,6 @@
 """Scheduler benchmarks, after kube-scheduler's scheduler_perf (SchedulingBasic, anti-affinity).
 
-    python -m bench.scheduler [--nodes 500,5000] [--pods 10000] [--quick] [--only e2e|algo|anti]
+    python -m bench.scheduler [--nodes 500,5000] [--pods 10000] [--quick] [--only algo,e2e,backlog,anti]
                               [--profile]
 
 - ``e2e``: the real API server (SQLite) and ``navarch scheduler`` as its own process. Nodes are
@@ -10,6 +10,8 @@
 - ``algo``: the scheduler's algorithm alone in this process: cache preloaded with the nodes,
   pods pushed straight into the queue, binding stubbed (no API). Shows what the scheduling cycle
   itself costs; ``--profile`` prints where the time goes.
+- ``backlog``: end to end, but every pod exists before the scheduler starts: its own pace with
+  real bindings, not bounded by how fast the API creates pods.
 - ``anti``: 2000 pods with required inter-pod anti-affinity (groups of 5 that must not share a
   node) on 500 nodes, with the algorithm alone and end to end.
 
@@ -34,7 +36,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from tests.fixtures.apiserver import ApiServer
+from tests.fixtures.apiserver import ApiServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -181,15 +183,31 @@ async def _count_bound(url: str, total: int, done: asyncio.Future, progress: dic
                             return
 
 
-def _start_scheduler(kubeconfig: Path, log_path: Path) -> subprocess.Popen:
+def _start_scheduler(kubeconfig: Path, log_path: Path, port: int) -> subprocess.Popen:
     with open(log_path, "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "navarch", "scheduler", "--kubeconfig", str(kubeconfig),
-             "--port", "-1", "--v", "warning"], stdout=log, stderr=subprocess.STDOUT,
+             "--port", str(port), "--v", "warning"], stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
 
 
-async def e2e(nodes: int, pods: int, anti: bool = False, concurrency: int = 32) -> dict:
+async def _wait_synced(port: int, nodes: int) -> None:
+    """Until the scheduler's cache holds every node (it serves /debug/cache once synced)."""
+    async with aiohttp.ClientSession() as s:
+        for _ in range(1200):
+            try:
+                async with s.get(f"http://127.0.0.1:{port}/debug/cache") as r:
+                    if r.status == 200 and (await r.json())["nodes"] >= nodes:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the scheduler did not sync")
+
+
+async def e2e(nodes: int, pods: int, anti: bool = False, concurrency: int = 32, backlog: bool = False) -> dict:
+    """``backlog``: create every pod first, then start the scheduler (its own speed with real
+    bindings, not bounded by how fast pods are created)."""
     with tempfile.TemporaryDirectory(prefix="bench-sched-") as tmp:
         server = ApiServer(Path(tmp) / "api").start()
         sched_proc = None
@@ -203,14 +221,24 @@ async def e2e(nodes: int, pods: int, anti: bool = False, concurrency: int = 32) 
             t = time.perf_counter()
             await _create_all(url, "/api/v1/nodes", [orjson.dumps(node_obj(i)) for i in range(nodes)], concurrency)
             nodes_s = time.perf_counter() - t
-            sched_proc = await asyncio.to_thread(_start_scheduler, server.kubeconfig, Path(tmp) / "scheduler.log")
-            await asyncio.sleep(3)   # let it list the nodes
+            port = free_port()
+            log_path = Path(tmp) / "scheduler.log"
             done: asyncio.Future = asyncio.get_running_loop().create_future()
             progress: dict = {"bound": 0}
-            watcher = asyncio.create_task(_count_bound(url, pods, done, progress))
             bodies = [orjson.dumps(pod_obj(i, anti)) for i in range(pods)]
-            first = await _create_all(url, "/api/v1/namespaces/bench/pods", bodies, concurrency)
-            created_s = time.perf_counter() - first
+            if backlog:
+                t = time.perf_counter()
+                await _create_all(url, "/api/v1/namespaces/bench/pods", bodies, concurrency)
+                created_s = time.perf_counter() - t
+                watcher = asyncio.create_task(_count_bound(url, pods, done, progress))
+                first = time.perf_counter()
+                sched_proc = await asyncio.to_thread(_start_scheduler, server.kubeconfig, log_path, port)
+            else:
+                sched_proc = await asyncio.to_thread(_start_scheduler, server.kubeconfig, log_path, port)
+                await _wait_synced(port, nodes)
+                watcher = asyncio.create_task(_count_bound(url, pods, done, progress))
+                first = await _create_all(url, "/api/v1/namespaces/bench/pods", bodies, concurrency)
+                created_s = time.perf_counter() - first
             try:
                 await asyncio.wait_for(asyncio.shield(done), timeout=max(120, pods / 20))
             except TimeoutError:
@@ -218,7 +246,8 @@ async def e2e(nodes: int, pods: int, anti: bool = False, concurrency: int = 32) 
             watcher.cancel()
             last = progress.get("last", time.perf_counter())
             bound = progress["bound"]
-            return {"scenario": "e2e" + ("-anti" if anti else ""), "nodes": nodes, "pods": pods,
+            return {"scenario": "e2e" + ("-anti" if anti else "") + ("-backlog" if backlog else ""),
+                    "nodes": nodes, "pods": pods,
                     "node_create_s": round(nodes_s, 1), "pods_created_per_s": round(pods / created_s, 1),
                     "bound": bound, "seconds": round(last - first, 2),
                     "pods_per_s": round(bound / (last - first), 1)}
@@ -244,13 +273,16 @@ def _print(result: dict) -> None:
 
 async def _run(args: argparse.Namespace) -> None:
     node_counts = [int(n) for n in args.nodes.split(",")]
-    only = set(args.only.split(",")) if args.only else {"algo", "e2e", "anti"}
+    only = set(args.only.split(",")) if args.only else {"algo", "e2e", "backlog", "anti"}
     if "algo" in only:
         for n in node_counts:
             _print(await algo(n, args.pods, profile=args.profile))
     if "e2e" in only:
         for n in node_counts:
             _print(await e2e(n, args.pods))
+    if "backlog" in only:
+        for n in node_counts:
+            _print(await e2e(n, args.pods, backlog=True))
     if "anti" in only:
         _print(await algo(500, args.anti_pods, anti=True, profile=args.profile))
         _print(await e2e(500, args.anti_pods, anti=True))
@@ -261,7 +293,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--nodes", default="500,5000")
     p.add_argument("--pods", type=int, default=10_000)
     p.add_argument("--anti-pods", type=int, default=2000)
-    p.add_argument("--only", help="comma-separated: algo, e2e, anti")
+    p.add_argument("--only", help="comma-separated: algo, e2e, backlog, anti")
     p.add_argument("--quick", action="store_true", help="500 nodes, 2000 pods, 500 anti-affinity pods")
     p.add_argument("--profile", action="store_true", help="cProfile the algorithm-only runs")
     args = p.parse_args(argv)
