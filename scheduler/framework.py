@@ -11,7 +11,14 @@ Contract shared by the plugins and the scheduler loop:
 - ``Snapshot`` is the list of NodeInfos taken at the start of a cycle (plus lookups by name), so
   one cycle sees a consistent world.
 - ``Handle`` gives plugins what they need beyond the pod and node: the snapshot, the API client
-  (for preemption), listers of other objects (PriorityClasses), and the clock.
+  (for preemption), listers of other objects (PriorityClasses), and the clock. Optional extras a
+  scheduler may offer: ``namespace_labels(name)`` (namespaceSelector in affinity terms),
+  ``nominated_pods()`` (node name -> pods nominated there), ``recorder`` (events on victims),
+  ``selectors_for(pod)`` (the owners' selector for default spreading).
+
+``Framework`` runs one profile: PreFilter and Filter over a share of the nodes
+(``find_feasible``), PostFilter, PreScore and weighted Score, Reserve, Permit and the binding
+points. ``explain`` answers why-pending; ``failure_message`` writes the FailedScheduling text.
 """
 
 from __future__ import annotations
