@@ -120,8 +120,7 @@ def build_node(cfg: SimConfig, index: int, now: float) -> dict[str, Any]:
         spec["taints"] = [dict(t) for t in cfg.taints]
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": cfg.node_name(index), "labels": node_labels(cfg, index),
-                         "annotations": {SIMULATED_ANNOTATION: "true",
-                                         "node.alpha.kubernetes.io/ttl": "0"}},
+                         "annotations": {SIMULATED_ANNOTATION: "true"}},
             "spec": spec,
             "status": node_status(cfg, index, now)}
 
@@ -262,6 +261,13 @@ class NodeKeeper:
                     renewTime=micro_time(now))
         out = dict(lease)
         out["spec"] = spec
+        uid = self.uids.get(name)
+        owners = (lease.get("metadata") or {}).get("ownerReferences") or []
+        if uid and [o.get("uid") for o in owners] != [uid]:
+            # Left by a Node of this name that was deleted since: belong to the current one.
+            md = dict(lease.get("metadata") or {})
+            md["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}]
+            out["metadata"] = md
         return out
 
     async def sync_status(self, name: str) -> float | None:
