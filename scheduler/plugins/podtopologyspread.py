@@ -176,7 +176,7 @@ class PodTopologySpread:
             return True
         return eligible
 
-    def _eligible(self, pod: dict, node: NodeInfo, constraints: list[Constraint], matcher: Any = None) -> bool:
+    def _eligible(self, pod: dict, node: NodeInfo, constraints: list[Constraint]) -> bool:
         return self._eligibility(pod, constraints)(node)
 
     def _count(self, constraint: Constraint, node: NodeInfo, ns: str) -> int:

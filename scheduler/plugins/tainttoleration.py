@@ -62,11 +62,11 @@ class TaintToleration:
         return Status.unschedulable(untolerated_reason(taint), plugin=self.name, unresolvable=True)
 
     def filter_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
-        return [None if not ni.taints else self._failure(pod, ni) for ni in nodes]  # type: ignore[attr-defined]
-
-    def _failure(self, pod: dict, node: NodeInfo) -> Status | None:
-        st = self.filter(CycleState(), pod, node)
-        return None if st.ok else st
+        out: list[Status | None] = []
+        for ni in nodes:
+            st = self.filter(state, pod, ni) if ni.taints else None  # type: ignore[attr-defined]
+            out.append(None if st is None or st.ok else st)
+        return out
 
     def score_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[int]:
         return [0 if not ni.taints else self.score(state, pod, ni)[0] for ni in nodes]  # type: ignore[attr-defined]
