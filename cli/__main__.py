@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import TextIO
 from urllib.parse import urlsplit
@@ -78,6 +79,8 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) 
     except ConfigError as e:
         err.write(f"error: {e}\n")
         return 1
+    except BrokenPipeError:
+        raise
     except (aiohttp.ClientConnectionError, ConnectionError, OSError) as e:
         server = ctx._conn.server if ctx._conn else ctx.opt("server", "")
         netloc = urlsplit(server).netloc or server
@@ -115,6 +118,12 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
         return asyncio.run(_run(args, out, err, inp))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``navctl get ... | head``): stop quietly, as kubectl does.
+        if out is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

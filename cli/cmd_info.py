@@ -104,7 +104,8 @@ def _wrap(text: str, indent: int) -> str:
     paras = [p for p in (text or "<empty>").split("\n")]
     out = []
     for para in paras:
-        out.append(textwrap.fill(para, width=80, initial_indent=pad, subsequent_indent=pad) if para else pad)
+        out.append(textwrap.fill(para, width=80, initial_indent=pad, subsequent_indent=pad,
+                                 break_on_hyphens=False, break_long_words=False) if para else pad)
     return "\n".join(out)
 
 

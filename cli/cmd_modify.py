@@ -98,6 +98,12 @@ async def objects_named(ctx: Ctx, client: Client, targets: list[str], *, filenam
     return out
 
 
+def yaml_problem(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e)
+    return f"yaml: line {mark.line + 1}: {problem}" if mark is not None else f"yaml: {problem}"
+
+
 def _suffix(dry_run: str) -> str:
     return {"client": " (dry run)", "server": " (server dry run)"}.get(dry_run, "")
 
@@ -123,7 +129,7 @@ async def run_patch(ctx: Ctx) -> int:
     try:
         body = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise CLIError(f'unable to parse "{text}": {e}') from None
+        raise CLIError(f'unable to parse "{text}": {yaml_problem(e)}') from None
     if a.type == "json" and not isinstance(body, list) or a.type != "json" and not isinstance(body, dict):
         raise CLIError(f'unable to parse "{text}": the patch must be a JSON '
                        f'{"array" if a.type == "json" else "object"}')

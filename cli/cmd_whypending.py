@@ -5,6 +5,7 @@ headroom, and suggestions. Every field present is shown; missing ones are skippe
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -94,8 +95,13 @@ async def run(ctx: Ctx) -> int:
     sched = Client(a.scheduler, timeout=30.0, user_agent="navctl/0.1.0", max_retries=0)
     try:
         doc = await sched.request("GET", path)
-    except errors.StatusError:
-        raise
+    except errors.StatusError as e:
+        # The scheduler answers failures as {"error": "..."} rather than as a Status.
+        try:
+            detail = json.loads(e.message).get("error") or e.message
+        except (ValueError, AttributeError):
+            detail = e.message
+        raise CLIError(f"the scheduler at {a.scheduler} answered {e.code}: {detail}") from None
     except (aiohttp.ClientError, OSError, TimeoutError) as e:
         raise CLIError(f"cannot reach the scheduler at {a.scheduler}: {e}") from None
     finally:

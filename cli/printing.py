@@ -130,6 +130,10 @@ class _Dumper(yaml.SafeDumper):
 def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
     if "\n" in data:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    # Strings that would read back as another type (timestamps, numbers, booleans) are
+    # double-quoted, as kubectl prints them.
+    if dumper.resolve(yaml.ScalarNode, data, (True, False)) != "tag:yaml.org,2002:str":
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)
 
 
