@@ -144,8 +144,15 @@ async def events_for(client: Client, info: ResourceInfo, obj: dict[str, Any]) ->
     except errors.StatusError:
         return []
     items = lst.get("items") or []
-    items.sort(key=lambda e: _event_time(e) or "")
+    items.sort(key=lambda e: (_event_time(e) or "", _rv(e)))
     return items
+
+
+def _rv(obj: dict[str, Any]) -> int:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
 
 
 def _event_time(e: dict[str, Any]) -> str | None:
