@@ -93,6 +93,7 @@ class PodRunner:
         self._next = 0
         self._tasks: set[asyncio.Task] = set()
         self._busy: set[str] = set()
+        self._again: set[str] = set()
 
     async def start(self) -> None:
         for n in self.nodes:
@@ -116,6 +117,7 @@ class PodRunner:
     def _see(self, pod: dict) -> None:
         key = f'{pod["metadata"]["namespace"]}/{pod["metadata"]["name"]}'
         if key in self._busy:
+            self._again.add(key)   # looked at again once the current action ends
             return
         self._busy.add(key)
         task = asyncio.create_task(self._act(pod, key), name=f"pod-runner:{key}")
@@ -141,6 +143,11 @@ class PodRunner:
             pass
         finally:
             self._busy.discard(key)
+            if key in self._again:
+                self._again.discard(key)
+                latest = self.informer.get(key)
+                if latest is not None:
+                    self._see(latest)
 
     async def set_ready(self, pod: dict, ready: bool) -> None:
         md = pod["metadata"]
