@@ -534,7 +534,9 @@ class Framework:
         for name, batch in filters:
             if not alive:
                 break
-            out = batch(state, pod, [chunk[i] for i in alive])
+            out = batch(state, pod, chunk if len(alive) == len(chunk) else [chunk[i] for i in alive])
+            if out.count(None) == len(out):
+                continue                  # every node passed this plugin
             still = []
             for i, st in zip(alive, out, strict=True):
                 if st is None:

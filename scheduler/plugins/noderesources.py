@@ -92,6 +92,7 @@ class NodeResourcesFit:
                  or [{"utilization": 0, "score": 10}, {"utilization": 100, "score": 0}])
         self.shape = [(int(p["utilization"]), int(p["score"]) * MAX_NODE_SCORE // 10) for p in shape]
         self._memos: dict[tuple, dict[int, int]] = {}
+        self._fit_memos: dict[tuple, dict[int, int]] = {}
 
     @staticmethod
     def validate_args(args: Mapping) -> None:
@@ -154,9 +155,14 @@ class NodeResourcesFit:
     def filter_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
         r = state.get(_FIT_STATE) or self._request(state, pod)
         checks = r.checks
+        fits = _memo(self._fit_memos, tuple(checks))     # generation -> 1 when the pod fits
         out: list[Status | None] = []
         append = out.append
         for ni in nodes:
+            gen = ni.generation  # type: ignore[attr-defined]
+            if fits.get(gen):
+                append(None)
+                continue
             alloc = ni.allocatable
             if len(ni.pods) < alloc.get(PODS, 0):
                 requested = ni.requested
@@ -164,6 +170,7 @@ class NodeResourcesFit:
                     if want > alloc.get(name, 0) - requested.get(name, 0):
                         break
                 else:
+                    fits[gen] = 1
                     append(None)
                     continue
             append(self.filter(state, pod, ni))    # the slow path words the reasons

@@ -74,3 +74,21 @@ def test_score_batch_agrees_with_score_and_sees_changes(name, args):
     assert one2 == batch2
     if name != "TaintToleration":
         assert batch2[1] != batch[1]               # the change is seen
+
+
+def test_remembered_fit_is_dropped_when_the_node_changes():
+    plugin = REGISTRY["NodeResourcesFit"]({}, None)
+    ni = node_info(make_node("n1", cpu="2"))
+    pod = make_pod("p", cpu="1500m")
+
+    def batch():
+        state = CycleState()
+        assert _pre_filter(plugin, state, pod, [ni])
+        return plugin.filter_batch(state, pod, [ni])[0]
+
+    assert batch() is None and batch() is None
+    ni.add_pod(make_pod("other", cpu="1"))
+    st = batch()
+    assert st is not None and st.reasons == ["Insufficient cpu"]
+    ni.remove_pod(make_pod("other", uid=ni.pods[0]["metadata"]["uid"]))
+    assert batch() is None
