@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from fractions import Fraction
+from functools import lru_cache
 
 from api import quantity
 
@@ -31,7 +32,14 @@ Resources = dict[str, int]
 
 def amount(resource: str, q: str | int | float) -> int:
     """A quantity of ``resource`` in scheduler units (millicores for cpu, whole units otherwise)."""
+    if isinstance(q, str):
+        return _amount(resource == CPU, q)
     return quantity.milli_value(q) if resource == CPU else quantity.value(q)
+
+
+@lru_cache(maxsize=4096)
+def _amount(milli: bool, q: str) -> int:
+    return quantity.milli_value(q) if milli else quantity.value(q)
 
 
 def resource_list(rl: Mapping[str, object] | None) -> Resources:
