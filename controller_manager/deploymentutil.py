@@ -73,14 +73,24 @@ def safe_encode(s: str) -> str:
 def compute_hash(template: dict, collision_count: int | None = None) -> str:
     """The ``pod-template-hash`` of a PodTemplateSpec: stable across processes and runs (keys
     sorted), changed by the collision count so a colliding name can be escaped."""
-    h = fnv32a(orjson.dumps(template or {}, option=orjson.OPT_SORT_KEYS))
+    h = fnv32a(orjson.dumps(_normalized(template or {}), option=orjson.OPT_SORT_KEYS))
     if collision_count is not None:
         h = fnv32a((collision_count & 0xFFFFFFFF).to_bytes(4, "little"), h)
     return safe_encode(str(h))
 
 
+def _normalized(template: dict) -> dict:
+    """The template with null metadata fields left out: clients that send
+    ``"creationTimestamp": null`` (kubectl's rollback does) mean the same template as those that
+    leave it out."""
+    md = template.get("metadata")
+    if isinstance(md, dict) and any(v is None for v in md.values()):
+        template = {**template, "metadata": {k: v for k, v in md.items() if v is not None}}
+    return template
+
+
 def template_without_hash(template: dict) -> dict:
-    t = meta.deep_copy(template or {})
+    t = meta.deep_copy(_normalized(template or {}))
     labels = (t.get("metadata") or {}).get("labels")
     if labels:
         labels.pop(HASH_LABEL, None)

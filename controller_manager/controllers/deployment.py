@@ -40,6 +40,8 @@ from controller_manager.controllers.replicaset import (
 
 DEPLOYMENTS = "deployments.apps"
 
+CONFLICT_RETRY = 0.05          # seconds before a reconcile that hit a write conflict runs again
+
 
 class DeploymentController(Controller):
     name = "deployment"
@@ -119,6 +121,14 @@ class DeploymentController(Controller):
     # --- reconcile -----------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> float | None:
+        try:
+            return await self._reconcile(key)
+        except errors.Conflict:
+            # Our cache is behind a write (often our own): look again once it has caught up.
+            self.log.debug("conflict; retrying", key=key)
+            return CONFLICT_RETRY
+
+    async def _reconcile(self, key: str) -> float | None:
         cached = self.d_informer.get(key)
         if cached is None:
             return None

@@ -127,6 +127,8 @@ def deletion_order(pods: list[dict]) -> list[dict]:
 
 
 # --- the controller -------------------------------------------------------------------------
+CONFLICT_RETRY = 0.05          # seconds before a reconcile that hit a write conflict runs again
+
 
 class ReplicaSetController(Controller):
     name = "replicaset"
@@ -227,6 +229,14 @@ class ReplicaSetController(Controller):
         return datetime.fromtimestamp(self.clock.now(), UTC)
 
     async def reconcile(self, key: str) -> float | None:
+        try:
+            return await self._reconcile(key)
+        except errors.Conflict:
+            # Our cache is behind a write (often our own): look again once it has caught up.
+            self.log.debug("conflict; retrying", key=key)
+            return CONFLICT_RETRY
+
+    async def _reconcile(self, key: str) -> float | None:
         rs = self.rs_informer.get(key)
         if rs is None:
             self.expectations.forget(key)
