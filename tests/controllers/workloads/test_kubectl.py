@@ -185,3 +185,63 @@ async def paused_wait(check):
 
 async def _image_is(client, name: str, image: str) -> bool:
     return await images(client, name) == image
+
+
+async def test_progress_deadline_exceeded_in_virtual_time(client, kubectl):
+    """Pods that never become ready: once progressDeadlineSeconds pass on the controllers'
+    (fake) clock, Progressing turns False with ProgressDeadlineExceeded and kubectl says so."""
+    from client.clock import FakeClock
+    from tests.controllers.workloads.helpers import Controllers, PodRunner
+
+    clock = FakeClock()
+    runner = PodRunner(client, may_run=lambda pod: False)
+    ctl = Controllers(client, clock=clock)
+    await runner.start()
+    await ctl.start()
+
+    async def tick() -> None:
+        # Keeps short requeues (conflicts, backoff) moving; far slower than the deadline.
+        while True:
+            await asyncio.sleep(0.05)
+            await clock.advance(0.1)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await client.create(DEP, deployment("late", 2, progressDeadlineSeconds=600))
+
+        async def progressing():
+            d = await client.get(DEP, "late")
+            c = du.get_condition(d.get("status") or {}, "Progressing")
+            st = d.get("status") or {}
+            return d if c and c["reason"] == "ReplicaSetUpdated" and st.get("updatedReplicas") == 2 else None
+
+        await eventually(progressing, what="a progressing rollout")
+        code, out, err = await kubectl("rollout", "status", "deployment/late", "--watch=false")
+        assert code == 0 and "0 of 2 updated replicas are available" in out, (out, err)
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+        await clock.advance(601)
+        ticker = asyncio.create_task(tick())
+
+        async def timed_out():
+            dd = await client.get(DEP, "late")
+            c = du.get_condition(dd.get("status") or {}, "Progressing")
+            return c if c and c["reason"] == "ProgressDeadlineExceeded" else None
+
+        c = await eventually(timed_out, what="ProgressDeadlineExceeded")
+        (rs,) = (await client.list(RS, client.namespace, label_selector="app=late"))["items"]
+        rs_name = rs["metadata"]["name"]
+        assert (c["status"], c["message"]) == ("False", f'ReplicaSet "{rs_name}" has timed out progressing.')
+        code, out, err = await kubectl("rollout", "status", "deployment/late", "--watch=false")
+        assert code == 1 and 'deployment "late" exceeded its progress deadline' in err, (code, out, err)
+
+        # Progress after the deadline: the rollout completes after all.
+        runner.may_run = lambda pod: True
+        runner.poke()
+        code, out, err = await kubectl("rollout", "status", "deployment/late", "--timeout=60s")
+        assert code == 0 and out.strip().endswith('deployment "late" successfully rolled out'), (out, err)
+    finally:
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+        await ctl.stop()
+        await runner.stop()
