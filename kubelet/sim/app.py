@@ -65,6 +65,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--restart-backoff-max", default="5m", help="longest CrashLoopBackOff wait")
     p.add_argument("--max-inflight", type=int, default=32, help="API writes in flight at once")
     p.add_argument("--cleanup", action="store_true", help="delete the nodes on exit")
+    p.add_argument("--events", action="store_true",
+                   help="record pod Events as a node agent does (Started, BackOff, Killing, ...)")
     p.add_argument("--bind-address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=-1, help="port of /healthz and /metrics (-1: none, 0: any)")
     p.add_argument("--v", dest="log_level", default=None, help="log level: debug, info, warning")
@@ -92,7 +94,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
                                              args.node_status_update_frequency),
         restart_backoff=seconds("--restart-backoff", args.restart_backoff),
         restart_backoff_max=seconds("--restart-backoff-max", args.restart_backoff_max),
-        max_inflight=args.max_inflight, cleanup=args.cleanup)
+        max_inflight=args.max_inflight, cleanup=args.cleanup, events=args.events)
 
 
 async def run(args: argparse.Namespace, cfg: SimConfig) -> None:

@@ -51,6 +51,8 @@ class SimConfig:
     # Writes to the API server in flight at once, all kinds together.
     max_inflight: int = 32
     cleanup: bool = False
+    # Record the node agent's pod Events (Started, BackOff, Killing, ...).
+    events: bool = False
 
     def __post_init__(self) -> None:
         self.check()

@@ -25,6 +25,7 @@ import structlog
 
 from api import errors
 from client.clock import REAL, Clock
+from client.events import EventRecorder, object_reference
 from client.informer import object_key
 from client.rest import Client
 from client.workqueue import ItemExponentialFailureRateLimiter, WorkQueue
@@ -51,7 +52,8 @@ class PodSimulator:
     def __init__(self, client: Client, cfg: SimConfig, writes: asyncio.Semaphore, *,
                  pod_cache: Callable[[str], dict[str, Any] | None],
                  node_cache: Callable[[str], dict[str, Any] | None] = lambda name: None,
-                 manages: Callable[[str], bool] = lambda name: True, clock: Clock = REAL):
+                 manages: Callable[[str], bool] = lambda name: True, clock: Clock = REAL,
+                 recorder: EventRecorder | None = None):
         self.client = client
         self.cfg = cfg
         self.writes = writes
@@ -60,6 +62,9 @@ class PodSimulator:
         self.node_cache = node_cache
         # Whether we still act for a node (not for one deleted under us).
         self.manages = manages
+        # Events as the node agent records them (Pulled, Created, Started, BackOff, Killing); off
+        # by default, since at scale they would outnumber every other write.
+        self.recorder = recorder
         self.timing = Timing(cfg.pod_startup_delay, cfg.termination_delay, cfg.restart_backoff,
                              cfg.restart_backoff_max)
         self.states: dict[str, PodState] = {}
@@ -136,7 +141,9 @@ class PodSimulator:
                 return None
         if st.terminal:
             return None
+        before = (st.run, st.stage)
         lifecycle.advance(st, now, behaviour, self.timing)
+        self._record(pod, st, before)
         if st.stage != lifecycle.PENDING and st.ip is None:
             self._assign_ip(key, pod, st)
         if st.terminal:
@@ -147,7 +154,12 @@ class PodSimulator:
 
     async def _kill(self, key: str, pod: dict[str, Any], st: PodState, behaviour: Behaviour, now: float) -> None:
         if not st.terminal:
+            before = (st.run, st.stage)
             lifecycle.advance(st, now, behaviour, self.timing)
+            self._record(pod, st, before)
+            if self.recorder is not None and st.stage == RUNNING:
+                for c in (pod.get("spec") or {}).get("containers") or []:
+                    self.recorder.normal(self._ref(pod, c), "Killing", f"Stopping container {c.get('name')}")
             lifecycle.kill(st, now)
         self._release_ip(pod, st)
         ns, name = key.split("/", 1)
@@ -183,6 +195,33 @@ class PodSimulator:
         st.echo = owned_part(stored.get("status"))
         st.written_rv = _rv(stored)
         self.status_writes += 1
+
+    # -- events --------------------------------------------------------------------------
+
+    @staticmethod
+    def _ref(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:
+        ref = object_reference(pod, f"spec.containers{{{container.get('name', '')}}}")
+        ref.setdefault("kind", "Pod")
+        ref.setdefault("apiVersion", "v1")
+        return ref
+
+    def _record(self, pod: dict[str, Any], st: PodState, before: tuple[int, str]) -> None:
+        """Events for what ``advance`` just did: a run started, a back-off begun."""
+        if self.recorder is None:
+            return
+        containers = (pod.get("spec") or {}).get("containers") or []
+        md = pod.get("metadata") or {}
+        if st.run > before[0]:
+            for c in containers:
+                ref = self._ref(pod, c)
+                self.recorder.normal(ref, "Pulled", f'Container image "{c.get("image")}" already present on machine')
+                self.recorder.normal(ref, "Created", f"Created container {c.get('name')}")
+                self.recorder.normal(ref, "Started", f"Started container {c.get('name')}")
+        if st.stage == lifecycle.BACKOFF and (before[1] != lifecycle.BACKOFF or st.run > before[0]):
+            for c in containers:
+                self.recorder.warning(self._ref(pod, c), "BackOff",
+                                      f"Back-off restarting failed container {c.get('name')} in pod "
+                                      f"{md.get('name')}_{md.get('namespace')}({st.uid})")
 
     # -- pod IPs ---------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from client.clock import REAL, Clock
+from client.events import EventRecorder
 from client.informer import Informer, strip_managed_fields
 from client.rest import Client
 from client.workqueue import run_workers
@@ -41,8 +42,10 @@ class Simulator:
         self.pod_informer = Informer(client, "pods", clock=clock, field_selector=BOUND_PODS,
                                      transform=strip_managed_fields)
         self.nodes = NodeKeeper(client, cfg, self.writes, clock=clock, cached_node=self.node_informer.get)
+        self.recorder = EventRecorder(client, "kubelet", clock=clock) if cfg.events else None
         self.pods = PodSimulator(client, cfg, self.writes, clock=clock, pod_cache=self.pod_informer.get,
-                                 node_cache=self.node_informer.get, manages=self.nodes.manages)
+                                 node_cache=self.node_informer.get, manages=self.nodes.manages,
+                                 recorder=self.recorder)
         self.registration_seconds: float | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = False
@@ -86,6 +89,10 @@ class Simulator:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.pod_informer.stop()
         await self.node_informer.stop()
+        if self.recorder is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.recorder.flush(), 5)
+            await self.recorder.stop(flush=False)
         if self.cfg.cleanup:
             await self.nodes.delete_all()
             log.info("simulated nodes deleted", count=self.cfg.count)

@@ -295,3 +295,39 @@ async def test_a_deleted_node_is_given_up(client, simulate, namespace):
     await sim.pods.queue.shut_down_with_drain(5)
     assert not (await client.get("pods", "orphan", namespace)).get("status", {}).get("containerStatuses")
     assert await gone(client, "nodes", name), "not registered again"
+
+
+async def test_events_as_the_node_agent_records_them(client, simulate, namespace):
+    sim = await simulate(count=1, events=True)
+    await client.create("pods", make_pod("noisy", namespace, restart_policy="Always", exit_after="0.3s",
+                                         exit_code="1"))
+    await client.bind(namespace, "noisy", f"{sim.cfg.name_prefix}0")
+
+    async def reasons():
+        await sim.recorder.flush()
+        events = (await client.list("events", namespace))["items"]
+        return {e["reason"]: e for e in events if e["involvedObject"]["name"] == "noisy"}
+
+    seen = await eventually(lambda: _has(reasons(), {"Pulled", "Created", "Started", "BackOff"}),
+                            what="start and back-off events")
+    assert seen["Started"]["involvedObject"]["fieldPath"] == "spec.containers{c0}"
+    assert seen["Started"]["source"]["component"] == "kubelet"
+    assert seen["BackOff"]["type"] == "Warning"
+
+    await client.create("pods", make_pod("stopped", namespace))
+    await client.bind(namespace, "stopped", f"{sim.cfg.name_prefix}0")
+    await pod_when(client, namespace, "stopped", running_ready)
+    await client.delete("pods", "stopped", namespace)
+    await eventually(lambda: gone(client, "pods", "stopped", namespace), what="pod gone")
+
+    async def killing():
+        await sim.recorder.flush()
+        events = (await client.list("events", namespace))["items"]
+        return [e for e in events if e["involvedObject"]["name"] == "stopped" and e["reason"] == "Killing"]
+
+    await eventually(killing, what="Killing event")
+
+
+async def _has(pending, wanted: set[str]):
+    found = await pending
+    return found if wanted <= set(found) else None
