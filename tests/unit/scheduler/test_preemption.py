@@ -201,3 +201,17 @@ async def test_dry_run_keeps_room_promised_to_higher_nominees():
     node, st, deleted, text = await preempt(make_pod("vip", cpu="3", priority=100), infos, Nominating())
     assert node is None and deleted == []
     assert text.endswith("preemption: 0/1 nodes are available: 1 Insufficient cpu.")
+
+
+async def test_preempting_restores_topology_spread():
+    web = {"app": "web"}
+    spread = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+               "labelSelector": {"matchLabels": web}}]
+    infos = [node_info(make_node("n1", zone="a"), [low("w1", cpu="100m", priority=1, labels=web),
+                                                   low("w2", cpu="100m", priority=2, labels=web),
+                                                   low("other", cpu="100m", priority=1)]),
+             node_info(make_node("n2", zone="b", cpu="1"), [low("big", cpu="1", priority=1000)])]
+    node, st, deleted, _ = await preempt(make_pod("vip", cpu="500m", priority=100, labels=web, spread=spread), infos)
+    # Zone a holds 2 web pods, zone b none: skew allows at most 1 in zone a after placing, so both go;
+    # the pod that does not match the selector stays.
+    assert node == "n1" and sorted(deleted) == ["w1", "w2"]
