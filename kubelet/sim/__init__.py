@@ -6,8 +6,9 @@ bound to its nodes without running anything: Running and Ready with a pod IP, co
 exit when annotated to (``sim.navarch.io/exit-after``, ``sim.navarch.io/exit-code``) with the
 pod's restart policy applied, and graceful deletion confirmed.
 
-Modules: ``config`` (settings, flag parsing, address ranges), ``nodes`` (Node and Lease objects),
-``podstatus`` (pod status as a pure function of simulated state), ``pods`` (the per-pod state
-machine and its sync loop), ``ipam`` (pod IPs per node), ``simulator`` (wiring), ``app`` (the
-``navarch simulate-nodes`` command line).
+Modules: ``config`` (settings, flag forms, the address plan), ``nodes`` (Node and Lease objects,
+registration, heartbeats), ``lifecycle`` (a pod's simulated life, a pure state machine),
+``podstatus`` (pod status as a function of that state), ``pods`` (the reconcile step that plays
+the node agent for each pod, optional Events), ``ipam`` (pod IPs per node), ``simulator``
+(wiring), ``metrics`` (Prometheus figures), ``app`` (the ``navarch simulate-nodes`` command).
 """

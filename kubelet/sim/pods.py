@@ -163,8 +163,10 @@ class PodSimulator:
             lifecycle.kill(st, now)
         self._release_ip(pod, st)
         ns, name = key.split("/", 1)
+        # A failed status write is retried (the state stays KILLED, so the retry only reports
+        # and confirms); the confirmation below is final either way.
+        await self._report(key, pod, st, now)
         try:
-            await self._report(key, pod, st, now)
             async with self.writes:
                 await self.client.delete("pods", name, ns, grace_period_seconds=0,
                                          preconditions={"uid": st.uid})
