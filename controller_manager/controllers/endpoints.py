@@ -136,6 +136,7 @@ class EndpointsController(Controller):
         self.pods.add_event_handler(on_add=self._pod_added, on_update=self._pod_updated,
                                     on_delete=self._pod_added)
         self.endpoints.add_event_handler(on_delete=self._ep_deleted)
+        self._written: dict[str, dict] = {}    # our last write per key, until the informer shows it
 
     def _svc_changed(self, svc: dict) -> None:
         key = meta.key_of(svc)
@@ -159,11 +160,22 @@ class EndpointsController(Controller):
         if self.services.get(key) is not None:
             self.enqueue(key)
 
+    def _current(self, key: str) -> dict | None:
+        seen = self.endpoints.get(key)
+        mine = self._written.get(key)
+        if mine is None:
+            return seen
+        if seen is not None and (_rv(seen) >= _rv(mine) or seen["metadata"].get("uid") != mine["metadata"].get("uid")):
+            del self._written[key]
+            return seen
+        return mine if seen is not None else None
+
     async def reconcile(self, key: str) -> float | None:
         ns, name = meta.split_key(key)
         svc = self.services.get(key)
         if svc is None:
             self.triggers.take(key)
+            self._written.pop(key, None)
             try:
                 await self.client.delete("endpoints", name, ns)
             except errors.NotFound:
@@ -180,7 +192,7 @@ class EndpointsController(Controller):
             labels[HEADLESS_LABEL] = ""
         else:
             labels.pop(HEADLESS_LABEL, None)
-        current = self.endpoints.get(key)
+        current = self._current(key)
         if current is not None and _same(current, subsets, labels, truncated):
             self.triggers.take(key)
             return None
@@ -196,13 +208,13 @@ class EndpointsController(Controller):
                 body = {"apiVersion": "v1", "kind": "Endpoints",
                         "metadata": {"name": name, "namespace": ns, "labels": labels, "annotations": annotations},
                         "subsets": subsets}
-                await self.client.create("endpoints", body, ns)
+                self._written[key] = await self.client.create("endpoints", body, ns)
             else:
                 body = copy_object(current)
                 body["metadata"]["labels"] = labels
                 body["metadata"]["annotations"] = annotations
                 body["subsets"] = subsets
-                await self.client.update("endpoints", body, ns)
+                self._written[key] = await self.client.update("endpoints", body, ns)
         except errors.AlreadyExists:
             raise RuntimeError(f"endpoints {key} appeared before the cache saw it") from None
         except errors.StatusError as e:
@@ -221,6 +233,13 @@ def _same(current: dict, subsets: list[dict], labels: dict, truncated: bool) -> 
     annotations = meta.annotations_of(current)
     return ((current.get("subsets") or []) == subsets and meta.labels_of(current) == labels
             and (OVER_CAPACITY_ANNOTATION in annotations) == truncated)
+
+
+def _rv(obj: dict) -> int:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _namespace_terminating(e: errors.StatusError) -> bool:
