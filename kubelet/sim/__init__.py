@@ -10,5 +10,6 @@ Modules: ``config`` (settings, flag forms, the address plan), ``nodes`` (Node an
 registration, heartbeats), ``lifecycle`` (a pod's simulated life, a pure state machine),
 ``podstatus`` (pod status as a function of that state), ``pods`` (the reconcile step that plays
 the node agent for each pod, optional Events), ``ipam`` (pod IPs per node), ``simulator``
-(wiring), ``metrics`` (Prometheus figures), ``app`` (the ``navarch simulate-nodes`` command).
+(wiring), ``writes`` (the bound on API writes, Leases first), ``metrics`` (Prometheus figures),
+``app`` (the ``navarch simulate-nodes`` command).
 """

@@ -1,7 +1,7 @@
 """Simulated Nodes and their Leases: the objects, registration, heartbeats.
 
 ``NodeKeeper`` registers every node (creating it, or taking over one a previous run left), then
-keeps two per-node loops on work queues whose workers share the process's write semaphore:
+keeps two per-node loops on work queues whose workers share the process's write gate:
 
 * the Lease ``kube-node-lease/<node>`` renewed every ``lease_renew_interval`` (an update
   compare-and-swapped on the last version we wrote, as the node agent does);
@@ -29,6 +29,7 @@ from client.leaderelection import micro_time
 from client.rest import Client
 from client.workqueue import ItemExponentialFailureRateLimiter, WorkQueue, run_workers
 from kubelet.sim.config import SimConfig
+from kubelet.sim.writes import LEASE, NODE, WriteGate
 
 log = structlog.get_logger("kubelet.sim.nodes")
 
@@ -145,7 +146,7 @@ def is_ready(node: dict[str, Any]) -> bool:
 class NodeKeeper:
     """Registers the simulated nodes and keeps their Leases and statuses fresh."""
 
-    def __init__(self, client: Client, cfg: SimConfig, writes: asyncio.Semaphore, *, clock: Clock = REAL,
+    def __init__(self, client: Client, cfg: SimConfig, writes: WriteGate, *, clock: Clock = REAL,
                  cached_node: Callable[[str], dict[str, Any] | None] = lambda name: None):
         self.client = client
         self.cfg = cfg
@@ -190,7 +191,7 @@ class NodeKeeper:
         name = self.cfg.node_name(index)
         node = build_node(self.cfg, index, self.clock.now())
         try:
-            async with self.writes:
+            async with self.writes.slot(NODE):
                 created = await self.client.create("nodes", node)
             self.uids[name] = created["metadata"]["uid"]
             self.registered += 1
@@ -213,7 +214,7 @@ class NodeKeeper:
                                f"annotation); choose another --name-prefix or --start-index")
         patch = {"metadata": {"uid": existing["metadata"]["uid"], "labels": node["metadata"]["labels"],
                               "annotations": node["metadata"]["annotations"]}}
-        async with self.writes:
+        async with self.writes.slot(NODE):
             current = await self.client.patch("nodes", name, patch)
         self.uids[name] = current["metadata"]["uid"]
 
@@ -236,7 +237,7 @@ class NodeKeeper:
         now = self.clock.now()
         lease = self.leases.get(name)
         try:
-            async with self.writes:
+            async with self.writes.slot(LEASE):
                 if lease is None:
                     try:
                         lease = await self.client.create(LEASES, build_lease(self.cfg, name, self.uids.get(name),
@@ -280,7 +281,7 @@ class NodeKeeper:
         previous = ((cached or {}).get("status") or {}).get("conditions")
         status = node_status(self.cfg, index, self.clock.now(), previous)
         try:
-            async with self.writes:
+            async with self.writes.slot(NODE):
                 await self.client.patch("nodes", name, {"status": status}, subresource="status")
         except errors.NotFound:
             self.node_deleted({"metadata": {"name": name, "uid": self.uids.get(name)}})
@@ -313,7 +314,7 @@ class NodeKeeper:
         async def one(name: str) -> None:
             for resource, ns in ((LEASES, LEASE_NAMESPACE), ("nodes", None)):
                 try:
-                    async with self.writes:
+                    async with self.writes.slot(NODE):
                         await self.client.delete(resource, name, ns)
                 except errors.NotFound:
                     pass

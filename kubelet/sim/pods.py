@@ -16,7 +16,6 @@ agent does. Pods whose node is not ours are ignored.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +33,7 @@ from kubelet.sim.config import SimConfig
 from kubelet.sim.ipam import PodIPs, RangeFull
 from kubelet.sim.lifecycle import RUNNING, Behaviour, PodState, Timing
 from kubelet.sim.podstatus import build_status, owned_part
+from kubelet.sim.writes import POD, WriteGate
 
 log = structlog.get_logger("kubelet.sim.pods")
 
@@ -49,7 +49,7 @@ def _rv(obj: dict[str, Any] | None) -> int:
 
 
 class PodSimulator:
-    def __init__(self, client: Client, cfg: SimConfig, writes: asyncio.Semaphore, *,
+    def __init__(self, client: Client, cfg: SimConfig, writes: WriteGate, *,
                  pod_cache: Callable[[str], dict[str, Any] | None],
                  node_cache: Callable[[str], dict[str, Any] | None] = lambda name: None,
                  manages: Callable[[str], bool] = lambda name: True, clock: Clock = REAL,
@@ -167,7 +167,7 @@ class PodSimulator:
         # and confirms); the confirmation below is final either way.
         await self._report(key, pod, st, now)
         try:
-            async with self.writes:
+            async with self.writes.slot(POD):
                 await self.client.delete("pods", name, ns, grace_period_seconds=0,
                                          preconditions={"uid": st.uid})
         except (errors.NotFound, errors.Conflict):
@@ -186,7 +186,7 @@ class PodSimulator:
             return
         ns, name = key.split("/", 1)
         try:
-            async with self.writes:
+            async with self.writes.slot(POD):
                 stored = await self.client.patch("pods", name, {"metadata": {"uid": st.uid}, "status": desired},
                                                  ns, subresource="status")
         except errors.NotFound:

@@ -3,7 +3,7 @@
 Start-up order: watch Nodes (to learn each node's ``spec.podCIDR`` and to notice a node reported
 not Ready), register the nodes (their Lease and status loops start as each is registered), then
 watch the pods bound to any node (``spec.nodeName!=``) and keep those on ours. Every write to the
-API server, of any kind, passes one semaphore of ``max_inflight`` permits.
+API server but Events passes one gate of ``max_inflight`` slots, Lease renewals first.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from client.workqueue import run_workers
 from kubelet.sim.config import SimConfig
 from kubelet.sim.nodes import NodeKeeper
 from kubelet.sim.pods import PodSimulator
+from kubelet.sim.writes import WriteGate
 
 log = structlog.get_logger("kubelet.sim")
 
@@ -37,7 +38,7 @@ class Simulator:
         self.client = client
         self.cfg = cfg
         self.clock = clock
-        self.writes = asyncio.Semaphore(cfg.max_inflight)
+        self.writes = WriteGate(cfg.max_inflight)
         self.node_informer = Informer(client, "nodes", clock=clock, transform=strip_managed_fields)
         self.pod_informer = Informer(client, "pods", clock=clock, field_selector=BOUND_PODS,
                                      transform=strip_managed_fields)

@@ -12,6 +12,7 @@ from client.informer import object_key
 from client.workqueue import run_workers
 from kubelet.sim.config import SimConfig
 from kubelet.sim.pods import PodSimulator
+from kubelet.sim.writes import WriteGate
 from tests.sim.helpers import make_pod
 
 
@@ -55,7 +56,7 @@ def bound(name: str, node: str, **kw) -> dict:
 async def simulator(cfg: SimConfig, clock: FakeClock):
     pods: dict[str, dict] = {}
     client = RecordingClient(pods)
-    sim = PodSimulator(client, cfg, asyncio.Semaphore(cfg.max_inflight), pod_cache=pods.get, clock=clock)
+    sim = PodSimulator(client, cfg, WriteGate(cfg.max_inflight), pod_cache=pods.get, clock=clock)
     workers = asyncio.create_task(run_workers(sim.queue, sim.sync, cfg.max_inflight))
     try:
         yield sim, client, pods
