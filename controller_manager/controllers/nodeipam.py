@@ -86,7 +86,7 @@ def pod_cidrs(node: dict) -> list[str]:
 
 class NodeIpamController(Controller):
     name: ClassVar[str] = "nodeipam"
-    workers: ClassVar[int] = 1          # allocation is in memory; one worker keeps it simple
+    workers: ClassVar[int] = 10         # allocation itself is synchronous, so workers never race
 
     def __init__(self, ctx: ControllerContext):
         super().__init__(ctx)
