@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scheduler.framework import MAX_NODE_SCORE, CycleState, NodeInfo, Snapshot, Status
-from scheduler.plugins.podmatch import PodTerm, labels_of, namespace_labels_from, namespace_of
+from scheduler.plugins.podmatch import PodTerm, label_index, labels_of, namespace_labels_from, namespace_of
 
 ERR_AFFINITY = "node(s) didn't match pod affinity rules"
 ERR_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
@@ -55,6 +55,41 @@ class _PodTerms:
         self.preferred_anti = preferred_terms(pod, "podAntiAffinity", ns_labels)
 
 
+class _NodeTerms:
+    """What one node's pods contribute, computed once per NodeInfo generation: their required
+    anti-affinity terms and their scoring terms, each with the node's value of the term's
+    topology key, and a label index of the node's pods."""
+
+    __slots__ = ("anti", "scoring", "pods", "_index")
+
+    def __init__(self, plugin: InterPodAffinity, node: NodeInfo):
+        labels = node.labels  # type: ignore[attr-defined]
+        self.anti: list[tuple[PodTerm, str, str]] = []
+        self.scoring: list[tuple[PodTerm, str, str, int]] = []
+        for other in node.pods_with_affinity:  # type: ignore[attr-defined]
+            terms = plugin._terms(other)
+            for t in terms.required_anti:
+                v = labels.get(t.topology_key)
+                if v is not None:
+                    self.anti.append((t, t.topology_key, v))
+            weighted = [(t, t.weight) for t in terms.preferred_affinity]
+            weighted += [(t, -t.weight) for t in terms.preferred_anti]
+            if plugin.hard_weight:
+                weighted += [(t, plugin.hard_weight) for t in terms.required_affinity]
+            for t, w in weighted:
+                v = labels.get(t.topology_key)
+                if v is not None and w:
+                    self.scoring.append((t, t.topology_key, v, w))
+        # A copy: the index is built later, and the NodeInfo's own list may grow by then.
+        self.pods = list(node.pods)
+        self._index: dict[tuple[str, str], list[dict]] | None = None
+
+    def index(self) -> dict[tuple[str, str], list[dict]]:
+        if self._index is None:
+            self._index = label_index(self.pods)
+        return self._index
+
+
 class _PreFilterState:
     __slots__ = ("affinity", "anti", "affinity_counts", "anti_counts", "existing_anti_counts",
                  "pod_labels", "pod_ns")
@@ -88,6 +123,7 @@ class InterPodAffinity:
         self.handle = handle
         self._cache: dict[tuple, _PodTerms] = {}
         self._matches: dict[tuple, bool] = {}
+        self._summaries: dict[int, _NodeTerms] = {}     # NodeInfo generation -> its terms
 
     @staticmethod
     def validate_args(args: Mapping) -> None:
@@ -113,6 +149,15 @@ class InterPodAffinity:
                 self._cache.clear()
             terms = self._cache[key] = _PodTerms(pod, self._ns_labels())
         return terms
+
+    def _summary(self, node: NodeInfo) -> _NodeTerms:
+        gen = node.generation  # type: ignore[attr-defined]
+        summary = self._summaries.get(gen)
+        if summary is None:
+            if len(self._summaries) > 20_000:
+                self._summaries.clear()
+            summary = self._summaries[gen] = _NodeTerms(self, node)
+        return summary
 
     def _match(self, t: PodTerm, pod: dict) -> bool:
         """``t.matches(pod)``, remembered by term signature and pod uid and resourceVersion
@@ -152,33 +197,28 @@ class InterPodAffinity:
             with_anti = [n for n in snapshot.nodes if getattr(n, "pods_with_required_anti_affinity", None)]
         if not s.affinity and not s.anti and not with_anti:
             return None, Status.skip()
-        incoming: dict[tuple, bool] = {}    # term signature -> does the incoming pod match
+        incoming: dict[int, bool] = {}    # term signature -> does the incoming pod match
+        existing = s.existing_anti_counts
         for node in with_anti:
-            labels = node.labels  # type: ignore[attr-defined]
-            for other in node.pods_with_required_anti_affinity:  # type: ignore[attr-defined]
-                for t in self._terms(other).required_anti:
-                    if t.topology_key not in labels:
-                        continue
-                    hit = incoming.get(t.sig)
-                    if hit is None:
-                        hit = incoming[t.sig] = t.matches(pod)
-                    if hit:
-                        s.existing_anti_counts[(t.topology_key, labels[t.topology_key])] += 1
+            for t, key, v in self._summary(node).anti:
+                hit = incoming.get(t.sig)
+                if hit is None:
+                    hit = incoming[t.sig] = t.matches(pod)
+                if hit:
+                    existing[(key, v)] += 1
         if s.affinity or s.anti:
             own = [(t, s.affinity_counts) for t in s.affinity] + [(t, s.anti_counts) for t in s.anti]
             for node in snapshot.nodes:
-                pods = node.pods
-                if not pods:
+                if not node.pods:
                     continue
                 labels = node.labels  # type: ignore[attr-defined]
+                summary = self._summary(node)
+                index = summary.index()
                 for t, counts in own:
                     v = labels.get(t.topology_key)
                     if v is None:
                         continue
-                    n = 0
-                    for other in pods:
-                        if self._match(t, other):
-                            n += 1
+                    n = t.count(summary.pods, index)
                     if n:
                         counts[(t.topology_key, v)] += n
         state[_STATE] = s
@@ -265,45 +305,33 @@ class InterPodAffinity:
         pref_aff = preferred_terms(pod, "podAffinity", ns_labels)
         pref_anti = preferred_terms(pod, "podAntiAffinity", ns_labels)
         all_nodes = snapshot.nodes if snapshot is not None else nodes
-        if pref_aff or pref_anti:
-            scan = [(n, n.pods) for n in all_nodes]
-        else:
-            with_aff = getattr(snapshot, "have_pods_with_affinity", None)
-            if with_aff is None:
-                with_aff = [n for n in all_nodes if n.pods_with_affinity]  # type: ignore[attr-defined]
-            scan = [(n, n.pods_with_affinity) for n in with_aff]  # type: ignore[attr-defined]
-            if not scan:
-                return Status.skip()
         scores: dict[str, Counter[str]] = {}
-
-        def add(key: str, labels: dict, w: int) -> None:
-            v = labels.get(key)
-            if v is not None and w:
-                scores.setdefault(key, Counter())[v] += w
-
-        for node, pods in scan:
-            labels = node.labels  # type: ignore[attr-defined]
-            for other in pods:
-                for t in pref_aff:
-                    if t.matches(other):
-                        add(t.topology_key, labels, t.weight)
-                for t in pref_anti:
-                    if t.matches(other):
-                        add(t.topology_key, labels, -t.weight)
-                aff = _affinity(other)
-                if not aff.get("podAffinity") and not aff.get("podAntiAffinity"):
+        own = [(t, t.weight) for t in pref_aff] + [(t, -t.weight) for t in pref_anti]
+        if own:
+            for node in all_nodes:
+                if not node.pods:
                     continue
-                terms = self._terms(other)
-                if self.hard_weight:
-                    for t in terms.required_affinity:
-                        if t.matches(pod):
-                            add(t.topology_key, labels, self.hard_weight)
-                for t in terms.preferred_affinity:
-                    if t.matches(pod):
-                        add(t.topology_key, labels, t.weight)
-                for t in terms.preferred_anti:
-                    if t.matches(pod):
-                        add(t.topology_key, labels, -t.weight)
+                labels = node.labels  # type: ignore[attr-defined]
+                summary = self._summary(node)
+                index = summary.index()
+                for t, w in own:
+                    v = labels.get(t.topology_key)
+                    if v is None or not w:
+                        continue
+                    n = t.count(summary.pods, index)
+                    if n:
+                        scores.setdefault(t.topology_key, Counter())[v] += w * n
+        with_aff = getattr(snapshot, "have_pods_with_affinity", None)
+        if with_aff is None:
+            with_aff = [n for n in all_nodes if n.pods_with_affinity]  # type: ignore[attr-defined]
+        incoming: dict[int, bool] = {}
+        for node in with_aff:
+            for t, key, v, w in self._summary(node).scoring:
+                hit = incoming.get(t.sig)
+                if hit is None:
+                    hit = incoming[t.sig] = t.matches(pod)
+                if hit:
+                    scores.setdefault(key, Counter())[v] += w
         if not scores:
             return Status.skip()
         state[_SCORE_STATE] = scores

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from api import errors
-from api.selectors import IN, NOT_IN, LabelSelector, Requirement, from_label_selector
+from api.selectors import DOUBLE_EQUALS, EQUALS, IN, NOT_IN, LabelSelector, Requirement, from_label_selector
 
 
 def selector(sel: Mapping | None, pod: dict | None = None, match_label_keys: list[str] | None = None,
@@ -64,7 +64,7 @@ class PodTerm:
     """One PodAffinityTerm of ``owner`` (a weighted one carries its weight)."""
 
     __slots__ = ("selector", "namespaces", "namespace_selector", "topology_key", "weight",
-                 "_namespace_labels", "sig")
+                 "_namespace_labels", "sig", "_eq")
 
     def __init__(self, term: Mapping, owner: dict, weight: int = 0,
                  namespace_labels: Callable[[str], dict | None] | None = None):
@@ -87,6 +87,12 @@ class PodTerm:
         self._namespace_labels = namespace_labels
         # Terms with equal signatures select the same pods (used to share match results).
         self.sig = signature((self.selector, frozenset(namespaces), self.namespace_selector))
+        # One equality/In requirement, to look candidates up in a label index.
+        self._eq: tuple[str, tuple[str, ...]] | None = None
+        for r in self.selector.requirements:
+            if r.operator in (EQUALS, DOUBLE_EQUALS, IN):
+                self._eq = (r.key, r.values)
+                break
 
     def namespace_matches(self, ns: str) -> bool:
         if ns in self.namespaces:
@@ -102,6 +108,28 @@ class PodTerm:
 
     def matches(self, pod: dict) -> bool:
         return self.namespace_matches(namespace_of(pod)) and self.selector.matches(labels_of(pod))
+
+    def count(self, pods: list[dict], index: dict[tuple[str, str], list[dict]] | None = None) -> int:
+        """How many of ``pods`` the term selects; ``index`` (label pair -> those of ``pods``
+        carrying it) narrows the candidates when the selector has an equality requirement."""
+        if index is not None and self._eq is not None:
+            key, values = self._eq
+            n = 0
+            for v in values:
+                for p in index.get((key, v), ()):
+                    if self.matches(p):
+                        n += 1
+            return n
+        return sum(1 for p in pods if self.matches(p))
+
+
+def label_index(pods: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Pods by each of their label pairs."""
+    idx: dict[tuple[str, str], list[dict]] = {}
+    for p in pods:
+        for kv in labels_of(p).items():
+            idx.setdefault(kv, []).append(p)
+    return idx
 
 
 def namespace_labels_from(handle: Any) -> Callable[[str], dict | None] | None:

@@ -332,3 +332,22 @@ def test_spread_ignores_terminating_and_other_namespaces():
     infos = [node_info(make_node("n1", zone="a"), [web("w1", terminating=True), web("w2", namespace="x")]),
              node_info(make_node("n2", zone="b"))]
     check(PodTopologySpread(), web("new", spread=spread()), infos, {"n1": OK, "n2": OK})
+
+
+@pytest.mark.parametrize("term", [
+    {"labelSelector": {"matchLabels": {"app": "db"}}},
+    {"labelSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["db", "web"]}]}},
+    {"labelSelector": {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["db"]}]}},
+    {"labelSelector": {"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, "namespaces": ["other"]},
+    {"labelSelector": {"matchLabels": {"app": "db", "tier": "back"}}},
+    {"labelSelector": None},
+    {"labelSelector": {}, "namespaceSelector": {}},
+])
+def test_pod_term_count_with_and_without_label_index(term):
+    from scheduler.plugins.podmatch import PodTerm, label_index
+    pods = [make_pod("a", labels={"app": "db", "tier": "back"}), make_pod("b", labels={"app": "web"}),
+            make_pod("c", labels={"app": "db"}, namespace="other"), make_pod("d", labels={"tier": "front"}),
+            make_pod("e")]
+    t = PodTerm({**term, "topologyKey": "kubernetes.io/hostname"}, make_pod("owner"))
+    want = sum(1 for p in pods if t.matches(p))
+    assert t.count(pods) == want == t.count(pods, label_index(pods))
