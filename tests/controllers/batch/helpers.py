@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from api import errors
+from api import errors, meta
 from client.clock import REAL, Clock, FakeClock
 from client.informer import Informer, SharedInformerFactory
 from client.rest import Client
+from controller_manager import cron
 from controller_manager.base import Controller, ControllerConfig, ControllerContext
 from controller_manager.manager import Recorders
 
@@ -161,3 +163,16 @@ async def advance_to(clock: FakeClock, when: float, *controllers: Controller) ->
         await quiesce(*controllers)
     await clock.advance(max(0.0, target - clock.monotonic()))
     await quiesce(*controllers)
+
+
+def first_run(clock: FakeClock, cj: dict) -> float:
+    """The first schedule time the controller may act on: after both creation and now."""
+    created = meta.parse_rfc3339(cj["metadata"]["creationTimestamp"])
+    start = max(created, datetime.fromtimestamp(clock.now(), UTC))
+    spec = cj["spec"]
+    return cron.parse(spec["schedule"], spec.get("timeZone")).next(start).timestamp()
+
+
+def next_run(cj: dict, after: float) -> float:
+    spec = cj["spec"]
+    return cron.parse(spec["schedule"], spec.get("timeZone")).next(datetime.fromtimestamp(after, UTC)).timestamp()

@@ -22,6 +22,8 @@ from tests.controllers.batch.helpers import (
     cronjob,
     events_for,
     eventually,
+    first_run,
+    next_run,
     quiesce,
 )
 
@@ -42,19 +44,6 @@ async def create(client, ctrl, body: dict) -> dict:
     cj = await client.create(CRONJOBS, body)
     await quiesce(ctrl)
     return cj
-
-
-def first_run(clock: FakeClock, cj: dict) -> float:
-    """The first schedule time the controller may act on: after both creation and now."""
-    created = meta.parse_rfc3339(cj["metadata"]["creationTimestamp"])
-    start = max(created, datetime.fromtimestamp(clock.now(), UTC))
-    spec = cj["spec"]
-    return cron.parse(spec["schedule"], spec.get("timeZone")).next(start).timestamp()
-
-
-def next_run(cj: dict, after: float) -> float:
-    spec = cj["spec"]
-    return cron.parse(spec["schedule"], spec.get("timeZone")).next(datetime.fromtimestamp(after, UTC)).timestamp()
 
 
 async def jobs(client) -> list[dict]:

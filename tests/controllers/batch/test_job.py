@@ -184,3 +184,24 @@ async def test_suspended_job_runs_no_pods_until_resumed(client, cluster):
 async def _cond(client, name, ctype):
     j = await client.get(JOBS, name)
     return j if ctype in conditions(j) else None
+
+
+async def test_work_queue_job_without_completions(client, cluster):
+    await client.create(JOBS, job("queue", parallelism=2))
+    j = await finished(client, "queue", "Complete")
+    assert j["spec"].get("completions") is None
+    assert j["status"]["succeeded"] == 2 and not j["status"].get("failed")
+
+
+async def test_ignored_failures_do_not_count(client, cluster):
+    policy = {"rules": [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}]}
+    await client.create(JOBS, job("ignored", exit_code=3, exit_after="200ms", backoffLimit=0,
+                                  podFailurePolicy=policy))
+
+    async def retried():
+        failed = [p for p in await pods_of(client, "ignored") if p["status"].get("phase") == "Failed"]
+        return failed if len(failed) >= 2 else None
+
+    await eventually(retried, timeout=60, what="a second pod after an ignored failure")
+    j = await client.get(JOBS, "ignored")
+    assert "Failed" not in conditions(j) and not j["status"].get("failed")
