@@ -14,9 +14,12 @@ marked not ready and a ``NodeNotReady`` event is written. Taints follow the cond
   ``disk-pressure``, ``pid-pressure``, ``network-unavailable`` and ``unschedulable``
   (``spec.unschedulable``), each present exactly while its cause holds.
 * NoExecute, with ``timeAdded``: ``not-ready`` or ``unreachable`` while Ready is False or Unknown,
-  removed when the node is Ready again. Putting a NoExecute taint on a node that had none passes a
-  token bucket of ``node_eviction_rate`` nodes per second (burst 1): that is what rate-limits
-  evictions. Swapping one for the other is immediate.
+  removed when the node is Ready again. Putting a NoExecute taint on a node that had none passes
+  its zone's token bucket (burst 1): that is what rate-limits evictions. A zone (the node's
+  region and zone labels) evicts at ``node_eviction_rate`` nodes per second, at a trickle when
+  most of a large zone is not ready, not at all when most of a small one is; when no node in any
+  zone is ready, no node gets a NoExecute taint (and those there are removed) until one is ready
+  again. Swapping one taint for the other is immediate.
 
 ``TaintEvictionController`` (``taint-eviction-controller``) keys pods: a pod on a node with
 NoExecute taints it does not all tolerate is deleted at once; if it tolerates them for a while
@@ -77,6 +80,29 @@ MANAGED_NO_SCHEDULE = frozenset(NO_SCHEDULE_BY_CONDITION.values()) | {UNSCHEDULA
 MANAGED_NO_EXECUTE = frozenset({NOT_READY, UNREACHABLE})
 
 EVICTION_COMPONENT = "taint-eviction-controller"
+
+# Zone disruption, with kube-controller-manager's defaults.
+ZONE_LABEL = "topology.kubernetes.io/zone"
+REGION_LABEL = "topology.kubernetes.io/region"
+UNHEALTHY_ZONE_THRESHOLD = 0.55        # share of not-ready nodes that makes a zone partially disrupted
+LARGE_CLUSTER_SIZE = 50                # zones this big keep evicting slowly when partially disrupted
+SECONDARY_EVICTION_RATE = 0.01
+ZONE_REFRESH = 1.0                     # seconds between recounts of the zones
+NORMAL, PARTIAL, FULL = "Normal", "PartialDisruption", "FullDisruption"
+
+
+def zone_of(node: dict) -> str:
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    region, zone = labels.get(REGION_LABEL, ""), labels.get(ZONE_LABEL, "")
+    return f"{region}:{zone}" if region or zone else ""
+
+
+def zone_state(ready: int, not_ready: int) -> str:
+    if ready == 0 and not_ready > 0:
+        return FULL
+    if not_ready > 2 and not_ready / (ready + not_ready) >= UNHEALTHY_ZONE_THRESHOLD:
+        return PARTIAL
+    return NORMAL
 
 
 def _pod_node(pod: dict) -> list[str]:
@@ -193,7 +219,10 @@ class NodeLifecycleController(Controller):
         self.leases = ctx.informers.informer_for(LEASES, LEASE_NAMESPACE)
         self.pods = pods_by_node(ctx.informers.informer_for(PODS))
         self.health: dict[str, Health] = {}
-        self.tainter = TokenBucket(self.cfg.node_eviction_rate, 1, ctx.clock)
+        self.buckets: dict[str, TokenBucket] = {}     # NoExecute tainting, per zone
+        self.zone_states: dict[str, str] = {}
+        self.all_disrupted = False
+        self._zones_at: float | None = None
         self.nodes.add_event_handler(on_add=self.enqueue, on_update=self._node_updated, on_delete=self._node_deleted)
 
     def _node_updated(self, old: dict, new: dict) -> None:
@@ -206,6 +235,44 @@ class NodeLifecycleController(Controller):
         name = (node.get("metadata") or {}).get("name", "")
         if self.health.pop(name, None) is not None:
             self.recorder.normal(node, "RemovingNode", f"Removing Node {name} from Controller")
+
+    # --- zones -----------------------------------------------------------------------------
+
+    def _refresh_zones(self) -> None:
+        """Recount ready nodes per zone (at most every ``ZONE_REFRESH`` seconds) and set each
+        zone's tainting rate: the configured rate when normal or wholly down (a zone outage is
+        real), a trickle in a partially disrupted large zone, none in a small one. When no zone
+        has a ready node the trouble is most likely ours, not the nodes': no NoExecute taints at
+        all until some node is ready again, and then nodes not yet marked Unknown get a fresh
+        grace period."""
+        now = self.clock.monotonic()
+        if self._zones_at is not None and now - self._zones_at < ZONE_REFRESH:
+            return
+        self._zones_at = now
+        counts: dict[str, list[int]] = {}
+        for node in self.nodes.list():
+            c = counts.setdefault(zone_of(node), [0, 0])
+            c[0 if _status_of(node, "Ready") == "True" else 1] += 1
+        states = {zone: zone_state(r, nr) for zone, (r, nr) in counts.items()}
+        all_disrupted = bool(states) and all(st == FULL for st in states.values())
+        if all_disrupted and not self.all_disrupted:
+            self.log.warning("Controller detected that all Nodes are not-Ready. Entering master disruption mode.")
+        elif self.all_disrupted and not all_disrupted:
+            self.log.info("Controller detected that some Nodes are Ready. Exiting master disruption mode.")
+            for h in self.health.values():
+                h.probe = now
+        self.all_disrupted = all_disrupted
+        for zone, st in states.items():
+            if self.zone_states.get(zone) != st or zone not in self.buckets:
+                if zone in self.zone_states:
+                    self.log.info("zone state changed", zone=zone, state=st, previous=self.zone_states[zone])
+                self.buckets[zone] = TokenBucket(self._rate(st, sum(counts[zone])), 1, self.clock)
+        self.zone_states = states
+
+    def _rate(self, state: str, size: int) -> float:
+        if state == PARTIAL:
+            return SECONDARY_EVICTION_RATE if size > LARGE_CLUSTER_SIZE else 0.0
+        return self.cfg.node_eviction_rate
 
     # --- one node --------------------------------------------------------------------------
 
@@ -223,6 +290,7 @@ class NodeLifecycleController(Controller):
         node = await self._monitor(key, node)
         if node is None:
             return None
+        self._refresh_zones()
         wait = await self._taint(key, node)
         return min(period, wait) if wait else period
 
@@ -286,7 +354,10 @@ class NodeLifecycleController(Controller):
         taints = [dict(t) for t in (node.get("spec") or {}).get("taints") or []]
         ready = _status_of(node, "Ready")
         want_ns = wanted_no_schedule(node)
-        want_ne = {"False": NOT_READY, "Unknown": UNREACHABLE}.get(ready or "")
+        want_ne = None if self.all_disrupted else {"False": NOT_READY, "Unknown": UNREACHABLE}.get(ready or "")
+        bucket = self.buckets.get(zone_of(node))
+        if bucket is None:
+            bucket = self.buckets[zone_of(node)] = TokenBucket(self.cfg.node_eviction_rate, 1, self.clock)
         have_ne = [t for t in taints if t.get("effect") == NO_EXECUTE and t.get("key") in MANAGED_NO_EXECUTE]
         retry: float | None = None
         new = [t for t in taints
@@ -297,10 +368,10 @@ class NodeLifecycleController(Controller):
             new.append({"key": key, "effect": NO_SCHEDULE})
         if want_ne is not None and not any(t.get("key") == want_ne for t in have_ne):
             # A swap (the other one was there) is immediate; a first NoExecute taint is rate-limited.
-            if have_ne or self.tainter.try_take():
+            if have_ne or bucket.try_take():
                 new.append({"key": want_ne, "effect": NO_EXECUTE, "timeAdded": rfc3339(self.clock.now())})
             else:
-                retry = self.tainter.wait()
+                retry = bucket.wait()
                 # Keep the other taints in line meanwhile; this one waits for its token.
         if new == taints:
             return retry

@@ -79,9 +79,19 @@ async def renew_seen(client, ctl: NodeLifecycleController, name: str, now: float
     await eventually(seen, what="lease renewal in the informer")
 
 
-async def step(clock: FakeClock, ctl, seconds: float) -> None:
+async def step(clock: FakeClock, ctl, seconds: float, *, alive: list[str] = (), client=None,
+               lifecycle: NodeLifecycleController | None = None) -> None:
+    """Advance virtual time; nodes in ``alive`` renew their Leases afterwards (seen by the
+    controller before the next step), as healthy kubelets do."""
     await clock.advance(seconds)
     await settled(ctl)
+    for name in alive:
+        await renew_seen(client, lifecycle or ctl, name, clock.now())
+
+
+async def healthy(client, nodes, clock, n: int = 1) -> list[str]:
+    """Nodes that stay ready throughout, so that the cluster is not wholly disrupted."""
+    return [await add_node(client, nodes, clock, f"ok{i}") for i in range(n)]
 
 
 def config(**kw) -> ControllerConfig:
@@ -92,21 +102,24 @@ def config(**kw) -> ControllerConfig:
 
 async def test_silent_node_goes_unknown_and_comes_back(client, nodes, clock):
     name = await add_node(client, nodes, clock, "quiet")
+    ok = await healthy(client, nodes, clock)
     await ready_pod(client, "on-quiet", name)
     async with Running(client, [NodeLifecycleController], clock=clock, config=config()) as running:
         ctl = running["nodelifecycle"]
+        kw = {"alive": ok, "client": client}
         await eventually(lambda: _has(ctl.health, name), what="node seen")
         for _ in range(12):                      # a minute of renewals every 5 s: healthy
-            await step(clock, ctl, 5)
+            await step(clock, ctl, 5, **kw)
             await renew_seen(client, ctl, name, clock.now())
-        await step(clock, ctl, 5)                # the last renewal is observed
-        await step(clock, ctl, 35)               # silent, but within the grace period
+        await step(clock, ctl, 5, **kw)          # the last renewal is observed
+        for _ in range(7):                       # silent, but within the grace period
+            await step(clock, ctl, 5, **kw)
         live = await client.get("nodes", name)
         assert condition(live, "Ready")["status"] == "True"
         assert taint_keys(live) == set()
 
         for _ in range(3):
-            await step(clock, ctl, 5)
+            await step(clock, ctl, 5, **kw)
         live = await client.get("nodes", name)
         for ctype in ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure"):
             c = condition(live, ctype)
@@ -136,12 +149,14 @@ async def test_silent_node_goes_unknown_and_comes_back(client, nodes, clock):
             n = await client.get("nodes", name)
             return not taint_keys(n) and condition(n, "Ready")["status"] == "True"
         await eventually(untainted, what="taints removed once the node is ready again")
-        await step(clock, ctl, 5)
+        await step(clock, ctl, 5, **kw)
         assert not taint_keys(await client.get("nodes", name))
+        assert condition(await client.get("nodes", ok[0]), "Ready")["status"] == "True"
 
 
 async def test_taints_follow_conditions(client, nodes, clock):
     name = await add_node(client, nodes, clock, "cond")
+    await healthy(client, nodes, clock)
     async with Running(client, [NodeLifecycleController], clock=clock, config=config()) as running:
         ctl = running["nodelifecycle"]
         await eventually(lambda: _has(ctl.health, name), what="node seen")
@@ -171,12 +186,15 @@ async def test_taints_follow_conditions(client, nodes, clock):
 
 async def test_noexecute_tainting_is_rate_limited(client, nodes, clock):
     names = [await add_node(client, nodes, clock, f"rl{i}") for i in range(3)]
+    # Half the zone stays healthy: below the 55 % that would make it partially disrupted.
+    ok = await healthy(client, nodes, clock, 3)
     async with Running(client, [NodeLifecycleController], clock=clock,
                        config=config(node_eviction_rate=0.1)) as running:
         ctl = running["nodelifecycle"]
-        await eventually(lambda: all(n in ctl.health for n in names) or None, what="nodes seen")
+        kw = {"alive": ok, "client": client}
+        await eventually(lambda: all(n in ctl.health for n in names + ok) or None, what="nodes seen")
         for _ in range(10):                      # 50 s of silence
-            await step(clock, ctl, 5)
+            await step(clock, ctl, 5, **kw)
 
         async def tainted() -> list[int]:
             out = []
@@ -187,11 +205,11 @@ async def test_noexecute_tainting_is_rate_limited(client, nodes, clock):
             return out
         # Marked Unknown at 45 s: one NoExecute taint then, the next 10 s later (0.1 per second).
         assert sum(await tainted()) == 1
-        await step(clock, ctl, 5)
+        await step(clock, ctl, 5, **kw)
         assert sum(await tainted()) == 2
-        await step(clock, ctl, 5)
+        await step(clock, ctl, 5, **kw)
         assert sum(await tainted()) == 2
-        await step(clock, ctl, 5)
+        await step(clock, ctl, 5, **kw)
         assert sum(await tainted()) == 3
 
 
@@ -246,6 +264,7 @@ async def test_unreachable_node_evicts_after_toleration(client, nodes, clock):
     """The two controllers together: silence -> unreachable taint -> eviction after tolerationSeconds;
     pods with the default 300 s tolerations stay that long."""
     name = await add_node(client, nodes, clock, "gone")
+    ok = await healthy(client, nodes, clock)
     short = [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
               "tolerationSeconds": 2}]
     await ready_pod(client, "short", name, tolerations=short)
@@ -255,7 +274,7 @@ async def test_unreachable_node_evicts_after_toleration(client, nodes, clock):
         ctl, evictor = running["nodelifecycle"], running["taint-eviction-controller"]
         await eventually(lambda: _has(ctl.health, name), what="node seen")
         for _ in range(10):
-            await step(clock, ctl, 5)
+            await step(clock, ctl, 5, alive=ok, client=client)
         assert UNREACHABLE_NE in taint_keys(await client.get("nodes", name))
         await settled(evictor)
         await step(clock, evictor, 3)
@@ -265,9 +284,11 @@ async def test_unreachable_node_evicts_after_toleration(client, nodes, clock):
             return p["metadata"].get("deletionTimestamp")
         await eventually(short_deleting, what="pod with a 2 s toleration evicted")
         assert not (await client.get("pods", "default-tolerations"))["metadata"].get("deletionTimestamp")
-        await step(clock, evictor, 200)
+        for _ in range(10):                      # 200 s, the healthy node renewing every 20 s
+            await step(clock, evictor, 20, alive=ok, client=client, lifecycle=ctl)
         assert not (await client.get("pods", "default-tolerations"))["metadata"].get("deletionTimestamp")
-        await step(clock, evictor, 110)
+        for _ in range(6):
+            await step(clock, evictor, 20, alive=ok, client=client, lifecycle=ctl)
         await eventually(lambda: _deleting(client, "default-tolerations"), what="evicted after 300 s")
 
 
@@ -278,3 +299,34 @@ async def _deleting(client, name: str) -> bool:
 
 async def _has(container, key) -> bool:
     return key in container
+
+
+async def test_no_evictions_when_every_node_is_down(client, nodes, clock):
+    """All nodes silent at once looks like our own trouble: Unknown and NoSchedule-tainted, but
+    no NoExecute taint until some node is ready again."""
+    a = await add_node(client, nodes, clock, "all-a")
+    b = await add_node(client, nodes, clock, "all-b")
+    async with Running(client, [NodeLifecycleController], clock=clock, config=config()) as running:
+        ctl = running["nodelifecycle"]
+        await eventually(lambda: a in ctl.health and b in ctl.health, what="nodes seen")
+        for _ in range(12):
+            await step(clock, ctl, 5)
+        for name in (a, b):
+            n = await client.get("nodes", name)
+            assert condition(n, "Ready")["status"] == "Unknown"
+            assert taint_keys(n) == {UNREACHABLE_NS}
+        assert ctl.all_disrupted
+
+        await post_status(client, a, clock.now())
+        await renew_seen(client, ctl, a, clock.now())
+        await eventually(lambda: _ready(client, a), what="node a ready")
+        for _ in range(3):
+            await step(clock, ctl, 5, alive=[a], client=client)
+        assert not ctl.all_disrupted
+        # b, still Unknown, now gets its NoExecute taint; a has none.
+        assert taint_keys(await client.get("nodes", b)) == {UNREACHABLE_NS, UNREACHABLE_NE}
+        assert taint_keys(await client.get("nodes", a)) == set()
+
+
+async def _ready(client, name: str) -> bool:
+    return condition(await client.get("nodes", name), "Ready")["status"] == "True"
