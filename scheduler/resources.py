@@ -6,8 +6,8 @@ what its app containers need together and what its heaviest init container needs
 plus the pod overhead. Sidecars (init containers with ``restartPolicy: Always``) keep running, so
 they add to the app containers and to every init container started after them.
 
-``nonzero`` requests are for scoring only: a container that requests no cpu or memory counts as
-a small default, so empty pods still spread out.
+``nonzero`` requests are for scoring only: a container that does not state a cpu or memory
+request counts as a small default, so empty pods still spread out.
 """
 
 from __future__ import annotations
@@ -76,9 +76,10 @@ def _max(into: Resources, other: Mapping[str, int]) -> None:
 def _container_requests(c: Mapping, nonzero: bool) -> Resources:
     req = resource_list((c.get("resources") or {}).get("requests"))
     if nonzero:
-        if not req.get(CPU):
+        # Only an absent request takes the default; an explicit zero stays zero.
+        if CPU not in req:
             req[CPU] = DEFAULT_MILLI_CPU_REQUEST
-        if not req.get(MEMORY):
+        if MEMORY not in req:
             req[MEMORY] = DEFAULT_MEMORY_REQUEST
     return req
 
@@ -113,7 +114,7 @@ def pod_requests(pod: Mapping) -> Resources:
 
 
 def pod_nonzero_requests(pod: Mapping) -> Resources:
-    """Requests for scoring: an unset (or zero) cpu or memory request counts as the default."""
+    """Requests for scoring: an unset cpu or memory request counts as the default."""
     return _compute(pod, nonzero=True)
 
 

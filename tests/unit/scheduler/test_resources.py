@@ -44,6 +44,8 @@ def test_nonzero_requests_fill_in_defaults():
         "cpu": resources.DEFAULT_MILLI_CPU_REQUEST, "memory": resources.DEFAULT_MEMORY_REQUEST}
     assert resources.pod_nonzero_requests(make_pod(cpu="1")) == {
         "cpu": 1000, "memory": resources.DEFAULT_MEMORY_REQUEST}
+    # An explicit zero is kept.
+    assert resources.pod_nonzero_requests(make_pod(cpu="0", memory="0")) == {"cpu": 0, "memory": 0}
 
 
 @pytest.mark.parametrize("resource, value, text", [
