@@ -20,6 +20,8 @@
   remaining pods are deleted, and once none is left running or terminating the terminal
   condition Complete (with ``completionTime``) or Failed follows with the same reason.
 - ``suspend`` deletes active pods (condition Suspended); resuming restarts ``startTime``.
+- Pods whose Job is finished, being deleted or gone lose the finalizer (queue keys
+  ``pod:<namespace>/<name>`` for the last case), so deleting a Job never leaves pods stuck.
 
 ``TTLAfterFinishedController`` deletes a finished Job (propagation Background) once
 ``ttlSecondsAfterFinished`` has passed since it finished, and requeues itself until then.
@@ -44,6 +46,7 @@ from controller_manager.common import (
     selector_of,
 )
 from controller_manager.controllers.replicaset import (
+    OWNER_INDEX,
     candidates,
     deletion_order,
     ensure_owner_indexes,
@@ -73,6 +76,7 @@ BACKOFF_MESSAGE = "Job has reached the specified backoff limit"
 DEADLINE_REASON = "DeadlineExceeded"
 DEADLINE_MESSAGE = "Job was active longer than specified deadline"
 POLICY_REASON = "PodFailurePolicy"
+ORPHAN_PREFIX = "pod:"          # queue keys of pods whose Job is gone but which hold our finalizer
 
 
 def _rv(obj: dict | None) -> int:
@@ -126,6 +130,15 @@ class JobController(Controller):
         key = meta.key_of(job)
         self._forget(key)
         self.enqueue(key)
+        for pod in self.pods.by_index(OWNER_INDEX, job["metadata"].get("uid", "")):
+            self._check_orphan(pod)
+
+    def _check_orphan(self, pod: dict) -> None:
+        """A pod still holding our finalizer whose Job is gone: its finalizer must go too."""
+        ref = controller_ref(pod)
+        if TRACKING_FINALIZER in (pod["metadata"].get("finalizers") or []) and \
+                (ref is None or ref.get("kind") == self.kind) and self._owner_key(pod) is None:
+            self.enqueue(ORPHAN_PREFIX + meta.key_of(pod))
 
     def _forget(self, key: str) -> None:
         self.expectations.forget(key)
@@ -143,6 +156,7 @@ class JobController(Controller):
             self.expectations.creation_observed(key)
             self.enqueue(key)
             return
+        self._check_orphan(pod)
         if controller_ref(pod) is None:
             labels = meta.labels_of(pod)
             for job in self.jobs.by_index(NAMESPACE_INDEX, pod["metadata"].get("namespace", "")):
@@ -154,8 +168,7 @@ class JobController(Controller):
             return
         key = self._owner_key(new)
         if key is None:
-            if controller_ref(new) is None:
-                self._pod_added(new)
+            self._pod_added(new)
             return
         if TRACKING_FINALIZER not in (new["metadata"].get("finalizers") or []):
             self._unfinalized.get(key, set()).discard(new["metadata"].get("uid"))
@@ -184,18 +197,40 @@ class JobController(Controller):
         return job
 
     async def reconcile(self, key: str) -> float | None:
+        if key.startswith(ORPHAN_PREFIX):
+            await self._release_orphan(key[len(ORPHAN_PREFIX):])
+            return None
         job = self._job(key)
         if job is None:
             self._forget(key)
             return None
         candidates_ = candidates(self.pods, job)
-        if finished_condition(job) is not None:
+        if finished_condition(job) is not None or job["metadata"].get("deletionTimestamp"):
             await self._remove_finalizers(key, [p for p in candidates_ if self._has_finalizer(key, p)
                                                 and controller_ref(p) and controller_ref(p)["uid"] ==
                                                 job["metadata"]["uid"]])
             return None
         pods = await claim(self.client, PODS, job, candidates_, selector_of(job))
         return await self._sync(key, job, pods)
+
+    async def _release_orphan(self, pod_key: str) -> None:
+        pod = self.pods.get(pod_key)
+        if pod is None or TRACKING_FINALIZER not in (pod["metadata"].get("finalizers") or []):
+            return
+        ref = controller_ref(pod)
+        if ref is not None:
+            if ref.get("kind") != self.kind:
+                return
+            ns = pod["metadata"].get("namespace", "")
+            try:
+                job = await self.client.get(JOBS, ref.get("name", ""), ns)
+            except errors.NotFound:
+                job = None
+            if job is not None and job["metadata"].get("uid") == ref.get("uid") and \
+                    not job["metadata"].get("deletionTimestamp") and finished_condition(job) is None:
+                return                         # the Job is there after all: its own sync counts the pod
+        await self._remove_finalizers(ORPHAN_PREFIX + pod_key, [pod])
+        self._unfinalized.pop(ORPHAN_PREFIX + pod_key, None)
 
     def _has_finalizer(self, key: str, pod: dict) -> bool:
         return (TRACKING_FINALIZER in (pod["metadata"].get("finalizers") or [])

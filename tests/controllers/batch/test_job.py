@@ -205,3 +205,23 @@ async def test_ignored_failures_do_not_count(client, cluster):
     await eventually(retried, timeout=60, what="a second pod after an ignored failure")
     j = await client.get(JOBS, "ignored")
     assert "Failed" not in conditions(j) and not j["status"].get("failed")
+
+
+@pytest.mark.parametrize("propagation", ["Orphan", "Background"])
+async def test_deleted_job_releases_its_pods(client, cluster, propagation):
+    # Orphan: the Job lingers with a deletionTimestamp (no garbage collector runs here);
+    # Background: the Job is gone at once and its pods are left pointing at it.
+    await client.create(JOBS, job("gone", exit_after="300s"))
+
+    async def running():
+        pods = await pods_of(client, "gone")
+        return pods if pods and TRACKING_FINALIZER in (pods[0]["metadata"].get("finalizers") or []) else None
+
+    await eventually(running, what="a pod with the tracking finalizer")
+    await client.delete(JOBS, "gone", propagation_policy=propagation)
+
+    async def released():
+        pods = await pods_of(client, "gone")
+        return pods if pods and TRACKING_FINALIZER not in (pods[0]["metadata"].get("finalizers") or []) else None
+
+    await eventually(released, what="the finalizer removed from the orphaned pod")
