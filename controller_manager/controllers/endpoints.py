@@ -123,6 +123,7 @@ class EndpointsController(Controller):
     name = "endpoint"
     workers = 5
     component = "endpoint-controller"
+    max_capacity = MAX_CAPACITY
 
     def __init__(self, ctx: ControllerContext):
         super().__init__(ctx)
@@ -186,7 +187,7 @@ class EndpointsController(Controller):
             return None
         publish = publish_not_ready(svc)
         pods = [p for p in pods_for(self.pods, svc) if should_include(p, publish)]
-        subsets, truncated = truncate(build_subsets(svc, pods))
+        subsets, truncated = truncate(build_subsets(svc, pods), self.max_capacity)
         labels = dict(meta.labels_of(svc))
         if is_headless(svc):
             labels[HEADLESS_LABEL] = ""

@@ -165,11 +165,8 @@ def test_truncation_keeps_ready_addresses_first():
                                  for s in subsets) == 1000
 
 
-async def test_over_capacity_annotation(client, ctrl, monkeypatch):
-    # The capacity is lowered for this test so a handful of pods exceed it.
-    import controller_manager.controllers.endpoints as mod
-    monkeypatch.setattr(mod, "MAX_CAPACITY", 2)
-    monkeypatch.setattr(mod.truncate, "__defaults__", (2,))
+async def test_over_capacity_annotation(client, ctrl):
+    ctrl.max_capacity = 2           # lowered so that a handful of pods exceed it
     await client.create("services", service("cap", {"app": "cap"}))
     for i in range(3):
         await run_pod(client, pod(f"c{i}", {"app": "cap"}), ip=f"10.5.0.{i + 1}")
