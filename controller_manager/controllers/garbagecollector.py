@@ -64,6 +64,15 @@ class GarbageCollector(Controller):
         for informer in self.informers:
             informer.add_event_handler(handler)
 
+    async def run(self) -> None:
+        # Work on the graph only once it holds every object listed so far: an owner deleted in
+        # the foreground must not be let go before its dependents are even in the graph.
+        await self.ctx.informers.wait_for_cache_sync()
+        for informer in self.informers:
+            await informer.wait_for_handlers()
+        self.log.info("ownership graph built", objects=len(self.graph))
+        await super().run()
+
     # --- graph feed ------------------------------------------------------------------------
 
     def _on_change(self, obj: dict) -> None:

@@ -199,3 +199,29 @@ async def test_restart_finds_owners_deleted_while_down(client, apiserver):
         async def all_gone():
             return all([await gone(client, "pods", p["metadata"]["name"]) for p in pods])
         await eventually(all_gone, what="dependents of an owner deleted before the collector started")
+
+
+async def test_restart_finishes_foreground_deletion_in_order(client):
+    """An owner left in foreground deletion while no collector ran: on start, every dependent goes
+    before the owner (compared by the storage revisions of their deletions)."""
+    rs, pods = await owner_with_dependents(client, "fgr", 30)
+    await client.delete("replicasets.apps", "fgr", propagation_policy="Foreground")
+    start_rv = (await client.list("pods"))["metadata"]["resourceVersion"]
+    deleted: dict[str, int] = {}
+
+    async def record(resource: str) -> None:
+        async with client.watch(resource, client.namespace, resource_version=start_rv) as w:
+            async for etype, obj in w:
+                if etype == "DELETED":
+                    deleted[obj["metadata"]["name"]] = int(obj["metadata"]["resourceVersion"])
+
+    watchers = [asyncio.create_task(record(r)) for r in ("pods", "replicasets.apps")]
+    try:
+        async with Running(client, [GarbageCollector]):
+            await eventually(lambda: "fgr" in deleted and len(deleted) == 31, what="owner and dependents deleted")
+    finally:
+        for t in watchers:
+            t.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+    owner_rv = deleted.pop("fgr")
+    assert max(deleted.values()) < owner_rv
