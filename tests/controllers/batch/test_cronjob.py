@@ -236,3 +236,11 @@ async def test_time_zone(client, clock, ctrl):
     stamp = (await client.get(JOBS, names[0]))["metadata"]["annotations"][SCHEDULED_TIMESTAMP]
     assert stamp.endswith("T09:00:00+09:00")
     assert datetime.fromisoformat(stamp).timestamp() == t1
+
+
+async def test_unknown_time_zone_is_reported(client, clock, ctrl):
+    await create(client, ctrl, cronjob("lost", "* * * * *", timeZone="Mars/Olympus_Mons"))
+    evs = await has_event(client, "lost", "UnknownTimeZone")
+    assert any(t == "Warning" and "Mars/Olympus_Mons" in m for t, r, m in evs if r == "UnknownTimeZone")
+    await advance_to(clock, clock.now() + 120, ctrl)
+    assert await job_names(client) == []
