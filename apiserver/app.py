@@ -236,4 +236,8 @@ async def run(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    await site.stop()                       # no new connections
+    if HANDLER_KEY in app:                  # end open watches so their handlers return at once
+        for cache in app[HANDLER_KEY].caches.values():
+            cache.close_watchers()
     await runner.cleanup()

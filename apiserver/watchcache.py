@@ -301,6 +301,11 @@ class WatchCache:
         self.watchers.add(w)
         return w, initial
 
+    def close_watchers(self) -> None:
+        """End every client watch (at shutdown); clients resume elsewhere from their last version."""
+        for w in list(self.watchers):
+            self.unwatch(w)
+
     def unwatch(self, w: Watcher) -> None:
         self.watchers.discard(w)
         w.close()
