@@ -268,7 +268,10 @@ class JobController(Controller):
         known = set(unc_s) | set(unc_f)
         for p in pods:
             uid = p["metadata"]["uid"]
-            if not self._has_finalizer(key, p) or uid in known:
+            if not self._has_finalizer(key, p):
+                continue
+            if uid in known:
+                release.append(p)       # recorded by an earlier pass that did not get to its finalizer
                 continue
             if _phase(p) == "Succeeded":
                 idx = pod_index(p) if indexed else None
@@ -278,6 +281,8 @@ class JobController(Controller):
                     if idx is not None:
                         completed.add(idx)
                 release.append(p)
+            elif suspended and p["metadata"].get("deletionTimestamp"):
+                release.append(p)       # stopped by the suspension: not a failure
             elif self._is_failed(job, p):
                 match = match_failure_policy(job, p) if _phase(p) == "Failed" else None
                 action = match[0] if match else "Count"

@@ -225,3 +225,21 @@ async def test_deleted_job_releases_its_pods(client, cluster, propagation):
         return pods if pods and TRACKING_FINALIZER not in (pods[0]["metadata"].get("finalizers") or []) else None
 
     await eventually(released, what="the finalizer removed from the orphaned pod")
+
+
+async def test_suspending_a_running_job_stops_its_pods_without_failures(client, cluster):
+    await client.create(JOBS, job("pause", exit_after="300s", parallelism=2, completions=2))
+    await eventually(lambda: _status(client, "pause", "ready", 2), what="two ready pods")
+    await client.patch(JOBS, "pause", {"spec": {"suspend": True}})
+
+    async def stopped():
+        j = await client.get(JOBS, "pause")
+        st = j.get("status") or {}
+        return j if "Suspended" in conditions(j) and not st.get("active") and not st.get("terminating") \
+            and not await pods_of(client, "pause") else None
+
+    j = await eventually(stopped, timeout=60, what="the pods stopped and gone")
+    assert not j["status"].get("failed")
+    await client.patch(JOBS, "pause", {"spec": {"suspend": False}})
+    j = await eventually(lambda: _status(client, "pause", "active", 2), what="two pods again")
+    assert "Suspended" not in conditions(j)
