@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from controller_manager.controllers.endpoints import EndpointsController
 from controller_manager.controllers.endpointslice import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -14,7 +15,7 @@ from controller_manager.controllers.endpointslice import (
     SLICES,
     EndpointSliceController,
 )
-from tests.controllers.batch.helpers import Controllers
+from tests.controllers.batch.helpers import Controllers, quiesce
 from tests.controllers.endpoints.helpers import (
     ensure_node,
     eventually,
@@ -135,3 +136,26 @@ async def test_slices_split_at_max_endpoints(client, ctrl):
     await run_many(client, [(pod(f"q{i}", {"app": "big"}), f"10.9.0.{i + 1}") for i in range(5)])
     slices = await slices_when(client, "big", lambda s: len(endpoints(s)) == n, "the room refilled")
     assert len(slices) == 2
+
+
+async def test_settled_objects_are_not_rewritten(client):
+    """Once in line, neither controller writes again: what they compare equals what the server stores."""
+    await ensure_node(client, "node-a", zone="zone-1")
+    c = await Controllers(client, [EndpointsController, EndpointSliceController]).start()
+    try:
+        await client.create("services", service("calm", {"app": "calm"}, publishNotReadyAddresses=False))
+        await run_pod(client, pod("a", {"app": "calm"}, [{"name": "http", "containerPort": 8080}]), ip="10.6.0.1")
+        await run_pod(client, pod("b", {"app": "calm"}), ip="10.6.0.2", ready=False)
+        await slices_when(client, "calm", lambda s: len(endpoints(s)) == 2, "two endpoints")
+        await quiesce(*c.controllers)
+        before = ((await client.get("endpoints", "calm"))["metadata"]["resourceVersion"],
+                  [s["metadata"]["resourceVersion"] for s in await slices_of(client, "calm")])
+        # A change that concerns neither object wakes both controllers.
+        await client.patch("services", "calm", {"metadata": {"annotations": {"note": "x"}}})
+        await client.patch("pods", "a", {"metadata": {"annotations": {"note": "x"}}})
+        await quiesce(*c.controllers)
+        after = ((await client.get("endpoints", "calm"))["metadata"]["resourceVersion"],
+                 [s["metadata"]["resourceVersion"] for s in await slices_of(client, "calm")])
+        assert after == before
+    finally:
+        await c.stop()
