@@ -67,7 +67,8 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from navarch import up
 
-    return up.run(args.data_dir, args.port, args.bind_address, args.simulated_nodes, args.log_level)
+    return up.run(args.data_dir, args.port, args.bind_address, args.simulated_nodes, args.log_level,
+                  args.scheduler_port, args.controller_manager_port)
 
 
 def _flag_value(argv: list[str], flag: str) -> str | None:
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bind-address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=6443)
     p.add_argument("--simulated-nodes", type=int, default=0, help="also run N simulated nodes")
+    p.add_argument("--scheduler-port", type=int, default=10259, help="scheduler health, metrics, why-pending")
+    p.add_argument("--controller-manager-port", type=int, default=10257)
     p.add_argument("--v", dest="log_level", default=None)
     p.set_defaults(func=cmd_up)
     for name in delegated:

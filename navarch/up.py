@@ -37,6 +37,8 @@ class Cluster:
     bind_address: str = "127.0.0.1"
     simulated_nodes: int = 0
     log_level: str | None = None
+    scheduler_port: int = 10259
+    controller_manager_port: int = 10257
     components: list[Component] = field(default_factory=list)
 
     @property
@@ -80,10 +82,11 @@ class Cluster:
         self._wait_ready(api, self.server + "/readyz")
         write_kubeconfig(self.kubeconfig, self.server, namespace="default")
         kc = ["--kubeconfig", str(self.kubeconfig)]
-        sched = self._start("scheduler", ["scheduler", *kc, "--leader-elect", "--port", "10259"])
-        cm = self._start("controller-manager", ["controller-manager", *kc, "--leader-elect", "--port", "10257"])
-        self._wait_ready(sched, "http://127.0.0.1:10259/healthz")
-        self._wait_ready(cm, "http://127.0.0.1:10257/healthz")
+        sched = self._start("scheduler", ["scheduler", *kc, "--leader-elect", "--port", str(self.scheduler_port)])
+        cm = self._start("controller-manager", ["controller-manager", *kc, "--leader-elect",
+                                                "--port", str(self.controller_manager_port)])
+        self._wait_ready(sched, f"http://127.0.0.1:{self.scheduler_port}/healthz")
+        self._wait_ready(cm, f"http://127.0.0.1:{self.controller_manager_port}/healthz")
         if self.simulated_nodes:
             self._start("simulated-nodes", ["simulate-nodes", *kc, "--count", str(self.simulated_nodes)])
 
@@ -121,8 +124,10 @@ class Cluster:
         return 0
 
 
-def run(data_dir: str, port: int, bind_address: str, simulated_nodes: int, log_level: str | None) -> int:
-    cluster = Cluster(Path(data_dir).resolve(), port, bind_address, simulated_nodes, log_level)
+def run(data_dir: str, port: int, bind_address: str, simulated_nodes: int, log_level: str | None,
+        scheduler_port: int = 10259, controller_manager_port: int = 10257) -> int:
+    cluster = Cluster(Path(data_dir).resolve(), port, bind_address, simulated_nodes, log_level,
+                      scheduler_port=scheduler_port, controller_manager_port=controller_manager_port)
     try:
         cluster.start()
         print(f"Navarch is up.\n"
