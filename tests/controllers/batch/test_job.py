@@ -9,7 +9,16 @@ from controller_manager.controllers.job import JobController, TTLAfterFinishedCo
 from controller_manager.jobutil import COMPLETION_INDEX, TRACKING_FINALIZER
 from kubelet.sim.config import SimConfig
 from kubelet.sim.simulator import Simulator
-from tests.controllers.batch.helpers import JOBS, Binder, Controllers, conditions, events_for, eventually, job
+from tests.controllers.batch.helpers import (
+    JOBS,
+    Binder,
+    Controllers,
+    conditions,
+    events_for,
+    eventually,
+    job,
+    quiesce,
+)
 
 
 @pytest.fixture
@@ -86,6 +95,12 @@ async def test_pods_carry_tracking_finalizer_while_running(client, cluster):
     j = await eventually(lambda: _status(client, "slow", "ready", 1), what="status ready 1")
     assert j["status"]["active"] == 1 and j["status"]["terminating"] == 0
     assert "uncountedTerminatedPods" in j["status"] and not j["status"].get("succeeded")
+    # In line with its pods, the Job is not written again (no write loop on its own events).
+    await quiesce(cluster["job"])
+    rv = (await client.get(JOBS, "slow"))["metadata"]["resourceVersion"]
+    cluster["job"].enqueue(f"{client.namespace}/slow")
+    await quiesce(cluster["job"])
+    assert (await client.get(JOBS, "slow"))["metadata"]["resourceVersion"] == rv
 
 
 async def _status(client, name, field, value):
