@@ -14,6 +14,7 @@ import orjson
 import yaml
 
 from api.errors import BadRequest, UnsupportedMediaType
+from apiserver import protobuf
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
 
@@ -48,6 +49,8 @@ def decode_body(raw: bytes, content_type: str | None) -> Any:
             return yaml.safe_load(raw.decode("utf-8", errors="strict"))
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             raise BadRequest(f"error decoding YAML body: {e}") from None
+    if mt == protobuf.MEDIA_TYPE:
+        return protobuf.decode(raw)
     raise UnsupportedMediaType(f'the body of the request was in an unknown format - accepted media types '
                                f'include: {JSON}, {YAML}; got "{mt}"')
 

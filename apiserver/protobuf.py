@@ -1,0 +1,240 @@
+"""Kubernetes protobuf request bodies (``application/vnd.kubernetes.protobuf``) decoded to JSON dicts.
+
+kubectl's imperative commands (``create configmap``, ``create deployment``, ...) and ``drain``
+send protobuf: the magic ``k8s\\0``, then a ``runtime.Unknown`` whose ``raw`` is the object's own
+message. ``decode`` turns such a body into the dict the same object would have been as JSON, so the
+rest of the server never sees protobuf. Responses stay JSON: clients that send protobuf accept it.
+
+The JSON form follows Kubernetes' rules: proto field names are the JSON names; a zero scalar is
+omitted unless its field is marked ``keep_zero`` (see ``proto/k8s/options.proto``); empty lists
+and maps are omitted; a present message is kept even when empty (``"resources": {}``); bytes are
+base64; Quantity, IntOrString, Time, MicroTime, Duration, FieldsV1 and RawExtension take their
+JSON shapes. Fields this server does not describe are an error, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Any
+
+import orjson
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from api.errors import BadRequest, UnsupportedMediaType
+from proto.k8s import (
+    apps_pb2,
+    batch_pb2,
+    coordination_pb2,
+    core_pb2,
+    options_pb2,
+    policy_pb2,
+    runtime_pb2,
+    scheduling_pb2,
+)
+
+MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
+MAGIC = b"k8s\x00"
+
+# (apiVersion, kind) -> message class of the object in Unknown.raw.
+KINDS: dict[tuple[str, str], type[Message]] = {
+    ("v1", "ConfigMap"): core_pb2.ConfigMap,
+    ("v1", "Secret"): core_pb2.Secret,
+    ("v1", "Namespace"): core_pb2.Namespace,
+    ("v1", "ServiceAccount"): core_pb2.ServiceAccount,
+    ("v1", "Service"): core_pb2.Service,
+    ("v1", "Pod"): core_pb2.Pod,
+    ("apps/v1", "Deployment"): apps_pb2.Deployment,
+    ("batch/v1", "Job"): batch_pb2.Job,
+    ("batch/v1", "CronJob"): batch_pb2.CronJob,
+    ("scheduling.k8s.io/v1", "PriorityClass"): scheduling_pb2.PriorityClass,
+    ("coordination.k8s.io/v1", "Lease"): coordination_pb2.Lease,
+    ("policy/v1", "Eviction"): policy_pb2.Eviction,
+}
+
+_META = "k8s.io.apimachinery.pkg.apis.meta.v1."
+_TIME, _MICRO_TIME, _DURATION, _FIELDS_V1 = (_META + n for n in ("Time", "MicroTime", "Duration", "FieldsV1"))
+_QUANTITY = "k8s.io.apimachinery.pkg.api.resource.Quantity"
+_INT_OR_STRING = "k8s.io.apimachinery.pkg.util.intstr.IntOrString"
+_RAW_EXTENSION = "k8s.io.apimachinery.pkg.runtime.RawExtension"
+
+_keep_zero_cache: dict[FieldDescriptor, bool] = {}
+
+
+def is_protobuf(media_type: str) -> bool:
+    return media_type == MEDIA_TYPE
+
+
+def decode(body: bytes) -> dict:
+    """The JSON dict of a protobuf-enveloped object.
+
+    Raises BadRequest for a malformed body and UnsupportedMediaType for a kind not described here.
+    """
+    if not body.startswith(MAGIC):
+        raise BadRequest("protobuf body does not start with the Kubernetes magic bytes 'k8s\\x00'")
+    envelope = runtime_pb2.Unknown()
+    _parse(envelope, body[len(MAGIC):], "the protobuf envelope")
+    api_version, kind = envelope.typeMeta.apiVersion, envelope.typeMeta.kind
+    if not kind or not api_version:
+        raise BadRequest("protobuf body does not name the object's apiVersion and kind")
+    if envelope.contentEncoding:
+        raise BadRequest(f'protobuf body has content encoding "{envelope.contentEncoding}"; '
+                         f"only unencoded bodies are accepted")
+    if envelope.contentType not in ("", MEDIA_TYPE):
+        raise BadRequest(f'protobuf envelope carries content type "{envelope.contentType}"; '
+                         f"expected {MEDIA_TYPE}")
+    cls = KINDS.get((api_version, kind))
+    if cls is None:
+        raise UnsupportedMediaType(f"{kind} ({api_version}) is not accepted as {MEDIA_TYPE}; "
+                                   f"send it as application/json or application/yaml")
+    msg = cls()
+    _parse(msg, envelope.raw, f"{kind} ({api_version})")
+    obj: dict[str, Any] = {"apiVersion": api_version, "kind": kind}
+    obj.update(_message(msg, ""))
+    return obj
+
+
+def _parse(msg: Message, data: bytes, what: str) -> None:
+    try:
+        msg.ParseFromString(data)
+    except DecodeError as e:
+        raise BadRequest(f"error decoding protobuf body: {what} is malformed: {e}") from None
+
+
+def _keep_zero(field: FieldDescriptor) -> bool:
+    keep = _keep_zero_cache.get(field)
+    if keep is None:
+        keep = _keep_zero_cache[field] = bool(field.GetOptions().Extensions[options_pb2.keep_zero])
+    return keep
+
+
+def _message(msg: Message, path: str) -> dict[str, Any]:
+    unknown = UnknownFieldSet(msg)
+    if len(unknown):
+        numbers = ", ".join(str(f.field_number) for f in unknown)
+        where = path or "the object"
+        raise BadRequest(f"{where}: protobuf field(s) {numbers} of {msg.DESCRIPTOR.name} are not "
+                         f"understood by this server")
+    out: dict[str, Any] = {}
+    for field in msg.DESCRIPTOR.fields:
+        name = field.name
+        sub = f"{path}.{name}" if path else name
+        value = getattr(msg, name)
+        if field.is_repeated:
+            if not len(value):
+                continue
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+                out[name] = _map(field.message_type, value, sub)
+            else:
+                out[name] = [_value(field, v, f"{sub}[{i}]") for i, v in enumerate(value)]
+            continue
+        if field.message_type is not None:
+            if not msg.HasField(name):
+                continue
+            converted = _special(field.message_type, value, sub)
+            if converted is _OMIT:
+                if not _keep_zero(field):
+                    continue
+                converted = 0
+            out[name] = converted
+            continue
+        if not msg.HasField(name):
+            continue
+        if not value and not _keep_zero(field):
+            continue
+        out[name] = _value(field, value, sub)
+    return out
+
+
+_OMIT = object()
+
+
+def _special(desc: Descriptor, value: Message, path: str) -> Any:
+    """A message's JSON value; _OMIT for a zero IntOrString, which JSON leaves out unless kept."""
+    full = desc.full_name
+    if full in (_TIME, _MICRO_TIME):
+        return _time(value, micro=full == _MICRO_TIME)
+    if full == _QUANTITY:
+        return value.string
+    if full == _INT_OR_STRING:
+        if value.type == 1:
+            return value.strVal
+        return value.intVal if value.intVal else _OMIT
+    if full == _DURATION:
+        return _duration(value.duration)
+    if full == _FIELDS_V1:
+        return _json(value.Raw, path)
+    if full == _RAW_EXTENSION:
+        return _raw_extension(value.raw, path)
+    return _message(value, path)
+
+
+def _value(field: FieldDescriptor, value: Any, path: str) -> Any:
+    if field.message_type is not None:
+        converted = _special(field.message_type, value, path)
+        return 0 if converted is _OMIT else converted
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def _map(entry: Descriptor, value: Any, path: str) -> dict[str, Any]:
+    vfield = entry.fields_by_name["value"]
+    return {k: _value(vfield, value[k], f"{path}[{k}]") for k in value}
+
+
+def _time(value: Message, micro: bool) -> str | None:
+    """RFC 3339 in UTC; the zero time is JSON null, as Kubernetes writes it."""
+    if not value.seconds and not value.nanos:
+        return None
+    try:
+        t = dt.datetime.fromtimestamp(value.seconds, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        raise BadRequest(f"protobuf time {value.seconds}s is out of range") from None
+    base = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if micro:
+        return f"{base}.{value.nanos // 1000:06d}Z"
+    return base + "Z"
+
+
+def _duration(nanos: int) -> str:
+    """Go's time.Duration string ("1h2m3.5s", "150ms", "0s"), the JSON form of meta/v1 Duration."""
+    if nanos == 0:
+        return "0s"
+    sign, n = ("-", -nanos) if nanos < 0 else ("", nanos)
+    if n < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if n >= size:
+                return sign + _trim(n, size) + unit
+    hours, rest = divmod(n, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    text = _trim(rest, 1_000_000_000) + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{text}"
+    if minutes:
+        return f"{sign}{minutes}m{text}"
+    return sign + text
+
+
+def _trim(n: int, size: int) -> str:
+    whole, frac = divmod(n, size)
+    if not frac:
+        return str(whole)
+    digits = len(str(size)) - 1
+    return f"{whole}.{frac:0{digits}d}".rstrip("0")
+
+
+def _json(raw: bytes, path: str) -> Any:
+    try:
+        return orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(f"{path}: embedded JSON is malformed: {e}") from None
+
+
+def _raw_extension(raw: bytes, path: str) -> Any:
+    """An embedded object: JSON as written, or a nested protobuf envelope decoded in turn."""
+    if raw.startswith(MAGIC):
+        return decode(raw)
+    return _json(raw, path)
