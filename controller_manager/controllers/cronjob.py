@@ -4,7 +4,9 @@
 
 1. Reconciles ``status.active`` with the CronJob's Jobs: finished Jobs leave it (event
    SawCompletedJob, ``lastSuccessfulTime`` from a Complete Job's ``completionTime``), Jobs gone
-   from the server leave it (MissingJob), unfinished Jobs of ours it does not list join it.
+   from the server leave it (MissingJob). An unfinished Job it does not list joins it if this
+   controller made it (its name and scheduled-timestamp annotation agree); others, such as
+   ``kubectl create job --from=cronjob/...``, only get an UnexpectedJob warning, as in Kubernetes.
 2. Unless suspended: finds the most recent schedule time since ``lastScheduleTime`` (or the
    creation time), not older than ``startingDeadlineSeconds``; more than 100 missed times give a
    TooManyMissedTimes warning. Forbid skips a run while a Job is active (JobAlreadyActive),
@@ -147,8 +149,13 @@ class CronJobController(Controller):
             uid = job["metadata"]["uid"]
             finished = _finished_type(job)
             if finished is None and uid not in listed and not job["metadata"].get("deletionTimestamp"):
-                active.append(_job_ref(job))
-                listed.add(uid)
+                if self._made_by_us(cj, job):
+                    # Created by a pass whose status write never landed: track it.
+                    active.append(_job_ref(job))
+                    listed.add(uid)
+                else:
+                    self.recorder.warning(cj, "UnexpectedJob", "Saw a job that the controller did not create "
+                                          f"or forgot: {job['metadata']['name']}")
             elif finished is not None:
                 if uid in listed:
                     active = [r for r in active if r.get("uid") != uid]
@@ -179,6 +186,12 @@ class CronJobController(Controller):
             status["active"] = kept
         else:
             status.pop("active", None)
+
+    @staticmethod
+    def _made_by_us(cj: dict, job: dict) -> bool:
+        stamp = meta.annotations_of(job).get(SCHEDULED_TIMESTAMP)
+        when = _ts(stamp)
+        return when is not None and job["metadata"]["name"] == job_name(cj["metadata"]["name"], when)
 
     async def _maybe_run(self, cj: dict, spec: dict, status: dict, children: list[dict],
                          now: datetime) -> float | None:

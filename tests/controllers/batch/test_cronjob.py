@@ -244,3 +244,40 @@ async def test_unknown_time_zone_is_reported(client, clock, ctrl):
     assert any(t == "Warning" and "Mars/Olympus_Mons" in m for t, r, m in evs if r == "UnknownTimeZone")
     await advance_to(clock, clock.now() + 120, ctrl)
     assert await job_names(client) == []
+
+
+async def test_job_made_by_hand_from_the_cronjob_is_unexpected(client, clock, ctrl):
+    # What ``kubectl create job by-hand --from=cronjob/manual`` sends: the template, a controller
+    # reference to the CronJob and the instantiate annotation, but no scheduled timestamp.
+    cj = await create(client, ctrl, cronjob("manual", "0 0 1 1 *"))
+    ref = {"apiVersion": "batch/v1", "kind": "CronJob", "name": "manual", "uid": cj["metadata"]["uid"],
+           "controller": True}
+    await client.create(JOBS, {"apiVersion": "batch/v1", "kind": "Job",
+                               "metadata": {"name": "by-hand", "ownerReferences": [ref],
+                                            "annotations": {"cronjob.kubernetes.io/instantiate": "manual"}},
+                               "spec": cj["spec"]["jobTemplate"]["spec"]})
+    evs = await has_event(client, "manual", "UnexpectedJob")
+    assert ("Warning", "UnexpectedJob", "Saw a job that the controller did not create or forgot: by-hand") in evs
+    await quiesce(ctrl)
+    assert not ((await client.get(CRONJOBS, "manual")).get("status") or {}).get("active")
+
+
+async def test_own_job_missing_from_status_is_tracked_again(client, clock, ctrl):
+    # As if a pass created the Job and stopped before writing status.active.
+    cj = await create(client, ctrl, cronjob("lost", "0 0 1 1 *"))
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    name = f"lost-{int(when.timestamp()) // 60}"
+    ref = {"apiVersion": "batch/v1", "kind": "CronJob", "name": "lost", "uid": cj["metadata"]["uid"],
+           "controller": True}
+    await client.create(JOBS, {"apiVersion": "batch/v1", "kind": "Job",
+                               "metadata": {"name": name, "ownerReferences": [ref],
+                                            "annotations": {SCHEDULED_TIMESTAMP: "2026-01-01T00:00:00Z"}},
+                               "spec": cj["spec"]["jobTemplate"]["spec"]})
+
+    async def tracked():
+        await quiesce(ctrl)
+        st = (await client.get(CRONJOBS, "lost")).get("status") or {}
+        return [a["name"] for a in st.get("active") or []] == [name]
+
+    await eventually(tracked, what="the job back in status.active")
+    assert not [e for e in await events_for(client, "lost") if e[1] == "UnexpectedJob"]
