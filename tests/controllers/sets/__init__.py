@@ -1,0 +1,1 @@
+"""Tests of the DaemonSet and StatefulSet controllers and their ControllerRevision history."""
