@@ -210,6 +210,9 @@ class EndpointSliceController(Controller):
                 return None
             if trigger is not None:
                 self.triggers.restore(key, trigger)
+            if not isinstance(e, errors.Conflict | errors.NotFound | errors.AlreadyExists):
+                self.recorder.warning(svc, "FailedToUpdateEndpointSlices",
+                                      f"Error updating Endpoint Slices for Service {key}: {e}")
             raise
         return None
 
