@@ -295,7 +295,11 @@ class EndpointSliceController(Controller):
             body["metadata"]["annotations"] = {**meta.annotations_of(slc), TRIGGER_TIME_ANNOTATION: when}
             body["endpoints"] = eps
             body["ports"] = ports
-            written[name] = await self.client.update(SLICES, body, ns)
+            try:
+                written[name] = await self.client.update(SLICES, body, ns)
+            except errors.NotFound:
+                written.pop(name, None)        # deleted behind our back: the next pass starts afresh
+                raise
         for pk, eps in new_slices:
             body = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                     "metadata": {"generateName": svc["metadata"]["name"] + "-", "namespace": ns,

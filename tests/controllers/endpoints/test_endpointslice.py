@@ -159,3 +159,17 @@ async def test_settled_objects_are_not_rewritten(client):
         assert after == before
     finally:
         await c.stop()
+
+
+async def test_deleted_slice_is_made_again(client, ctrl):
+    await client.create("services", service("again", {"app": "again"}))
+    await run_pod(client, pod("a", {"app": "again"}), ip="10.7.0.1")
+    (first,) = await slices_when(client, "again", lambda s: len(endpoints(s)) == 1, "one endpoint")
+    await client.delete(SLICES, first["metadata"]["name"])
+    slices = await slices_when(client, "again", lambda s: len(s) == 1 and s[0]["metadata"]["uid"] !=
+                               first["metadata"]["uid"], "a new slice")
+    assert set(endpoints(slices)) == {"a"}
+    # The replacement is kept in line like the first one.
+    await set_status(client, "a", ip="10.7.0.1", ready=False)
+    await slices_when(client, "again", lambda s: endpoints(s).get("a", {}).get("conditions", {}).get("ready")
+                      is False, "the new slice updated")
