@@ -16,7 +16,7 @@ from typing import Any
 from api import errors
 from client.clock import REAL, Clock
 from client.events import rfc3339
-from client.informer import SharedInformerFactory
+from client.informer import Informer, SharedInformerFactory
 from client.rest import Client
 from controller_manager.base import Controller, ControllerConfig, ControllerContext
 from controller_manager.manager import Recorders
@@ -167,3 +167,77 @@ class Cluster:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.sim.stop()
+
+
+async def quiesce(*controllers: Controller, rounds: int = 6) -> None:
+    """Wait until the controllers have had nothing queued or in flight for a few polls in a row,
+    so the informer events of their own writes have come back and been handled."""
+    calm = 0
+    while calm < rounds:
+        await asyncio.sleep(0.05)
+        busy = any(len(c.queue) or c.queue._processing for c in controllers)
+        calm = 0 if busy else calm + 1
+
+
+class HandKubelet:
+    """Plays a kubelet for the pods of one namespace: binds each to ``node``, reports it Running
+    and Ready once ``allow(pod)`` says so, and ends graceful deletions unless ``hold(pod)``.
+    ``poke()`` looks at every pod again after ``allow`` or ``hold`` changed their minds."""
+
+    def __init__(self, client: Client, node_name: str = "hand-node",
+                 allow: Callable[[dict], bool] | None = None, hold: Callable[[dict], bool] | None = None):
+        self.client = client
+        self.node_name = node_name
+        self.allow = allow or (lambda pod: True)
+        self.hold = hold or (lambda pod: False)
+        self.informer = Informer(client, "pods", client.namespace)
+        self._tasks: set[asyncio.Task] = set()
+        self._busy: set[str] = set()
+        self._again: set[str] = set()
+
+    async def start(self) -> HandKubelet:
+        with contextlib.suppress(errors.AlreadyExists):
+            await self.client.create("nodes", node(self.node_name))
+        self.informer.add_event_handler(on_add=self._see, on_update=lambda old, new: self._see(new))
+        self.informer.start()
+        await self.informer.wait_for_cache_sync()
+        return self
+
+    async def stop(self) -> None:
+        await self.informer.stop()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def poke(self) -> None:
+        for pod in self.informer.list():
+            self._see(pod)
+
+    def _see(self, pod: dict) -> None:
+        name = pod["metadata"]["name"]
+        if name in self._busy:
+            self._again.add(name)
+            return
+        self._busy.add(name)
+        task = asyncio.create_task(self._act(pod, name), name=f"hand-kubelet:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _act(self, pod: dict, name: str) -> None:
+        try:
+            if pod["metadata"].get("deletionTimestamp"):
+                if not self.hold(pod):
+                    await finish_deletion(self.client, pod)
+            elif not (pod.get("spec") or {}).get("nodeName"):
+                await self.client.bind(pod["metadata"]["namespace"], name, self.node_name)
+            elif (pod.get("status") or {}).get("phase") == "Pending" and self.allow(pod):
+                await set_ready(self.client, pod)
+        except (errors.NotFound, errors.Conflict):
+            pass
+        finally:
+            self._busy.discard(name)
+            if name in self._again:
+                self._again.discard(name)
+                latest = self.informer.get(f"{self.client.namespace}/{name}")
+                if latest is not None:
+                    self._see(latest)
