@@ -6,9 +6,9 @@ message. ``decode`` turns such a body into the dict the same object would have b
 rest of the server never sees protobuf. Responses stay JSON: clients that send protobuf accept it.
 
 The JSON form follows Kubernetes' rules: proto field names are the JSON names; a zero scalar is
-omitted unless its field is marked ``keep_zero`` (see ``proto/k8s/options.proto``); empty lists
-and maps are omitted; a present message is kept even when empty (``"resources": {}``); bytes are
-base64; Quantity, IntOrString, Time, MicroTime, Duration, FieldsV1 and RawExtension take their
+omitted unless its field is marked ``keep_zero``, and an ``inline`` field's members join its parent
+(see ``proto/k8s/options.proto``); empty lists and maps are omitted; a present message is kept
+even when empty (``"resources": {}``); bytes are base64; Quantity, IntOrString, Time, MicroTime, Duration, FieldsV1 and RawExtension take their
 JSON shapes. Fields this server does not describe are an error, never silently dropped.
 """
 
@@ -60,7 +60,7 @@ _QUANTITY = "k8s.io.apimachinery.pkg.api.resource.Quantity"
 _INT_OR_STRING = "k8s.io.apimachinery.pkg.util.intstr.IntOrString"
 _RAW_EXTENSION = "k8s.io.apimachinery.pkg.runtime.RawExtension"
 
-_keep_zero_cache: dict[FieldDescriptor, bool] = {}
+_options_cache: dict[FieldDescriptor, tuple[bool, bool]] = {}
 
 
 def is_protobuf(media_type: str) -> bool:
@@ -103,11 +103,17 @@ def _parse(msg: Message, data: bytes, what: str) -> None:
         raise BadRequest(f"error decoding protobuf body: {what} is malformed: {e}") from None
 
 
+def _options(field: FieldDescriptor) -> tuple[bool, bool]:
+    """(keep_zero, inline) of a field, read once from its options in options.proto."""
+    opts = _options_cache.get(field)
+    if opts is None:
+        ext = field.GetOptions().Extensions
+        opts = _options_cache[field] = (bool(ext[options_pb2.keep_zero]), bool(ext[options_pb2.inline]))
+    return opts
+
+
 def _keep_zero(field: FieldDescriptor) -> bool:
-    keep = _keep_zero_cache.get(field)
-    if keep is None:
-        keep = _keep_zero_cache[field] = bool(field.GetOptions().Extensions[options_pb2.keep_zero])
-    return keep
+    return _options(field)[0]
 
 
 def _message(msg: Message, path: str) -> dict[str, Any]:
@@ -132,6 +138,9 @@ def _message(msg: Message, path: str) -> dict[str, Any]:
             continue
         if field.message_type is not None:
             if not msg.HasField(name):
+                continue
+            if _options(field)[1]:
+                out.update(_message(value, path))
                 continue
             converted = _special(field.message_type, value, sub)
             if converted is _OMIT:

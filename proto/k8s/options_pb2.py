@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11k8s/options.proto\x12\x0bnavarch.k8s\x1a google/protobuf/descriptor.proto:2\n\tkeep_zero\x12\x1d.google.protobuf.FieldOptions\x18\xb9\x8e\x03 \x01(\x08')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11k8s/options.proto\x12\x0bnavarch.k8s\x1a google/protobuf/descriptor.proto:2\n\tkeep_zero\x12\x1d.google.protobuf.FieldOptions\x18\xb9\x8e\x03 \x01(\x08:/\n\x06inline\x12\x1d.google.protobuf.FieldOptions\x18\xba\x8e\x03 \x01(\x08')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
