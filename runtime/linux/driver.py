@@ -570,9 +570,14 @@ class RuncDriver:
         loop = asyncio.get_running_loop()
         r = asyncio.StreamReader()
         protocol = asyncio.StreamReaderProtocol(r)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
         try:
-            transport, _ = await loop.create_unix_connection(lambda: protocol, "\0navarch-attach-" + c.id)
+            # Connected by hand: not every event loop takes an abstract socket name as a path.
+            await loop.sock_connect(sock, "\0navarch-attach-" + c.id)
+            transport, _ = await loop.create_unix_connection(lambda: protocol, sock=sock)
         except OSError as e:
+            sock.close()
             raise DriverError(f"attach to {spec.id}: {e}") from e
         out, err = _BoundedReader(), _BoundedReader()
         w = _HalfCloseWriter(transport, protocol, r, loop)
@@ -712,9 +717,15 @@ class ShimFactory:
         if proc is not None and proc.returncode is None:
             assert proc.stdin is not None
             proc.stdin.close()          # EOF: the factory exits; running shims are not its children
-            await proc.wait()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()             # our own child, by its pid
+                await proc.wait()
         if self.reader is not None:
-            await self.reader
+            self.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.reader
 
 
 ATTACH_BUFFER = 1 << 20

@@ -366,12 +366,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def close_inherited_fds() -> None:
+    """Close every descriptor but stdio: a parent's event loop may have left some open (the
+    write end of our own stdin pipe among them, and then EOF would never come)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 def factory() -> int:
     """Fork a shim for each state dir read from stdin; exit at EOF (the daemon went away).
 
     Forking an interpreter that has already imported everything costs a few milliseconds where
     starting one costs tens, and the shims share its pages until they write to them.
     """
+    close_inherited_fds()
     stdin = sys.stdin.buffer
     while True:
         line = stdin.readline()
@@ -396,4 +409,5 @@ def factory() -> int:
 if __name__ == "__main__":
     if sys.argv[1] == "--factory":
         sys.exit(factory())
+    close_inherited_fds()
     sys.exit(main(sys.argv[1]))

@@ -488,3 +488,40 @@ async def test_many_layers_with_long_paths_still_mount(h, tmp_path):
     finally:
         await asyncio.to_thread(rootfs.remove_state, state)
     assert not state.exists()
+
+
+def test_the_driver_under_uvloop(tmp_path, busybox_layer_dir):
+    """The launcher runs the daemon on uvloop: the loop-sensitive paths (child processes, pidfd
+    readers, abstract sockets, ptys, setns dialing, factory shutdown) must work there too."""
+    import uvloop
+    require_tools()
+
+    async def scenario() -> None:
+        h = Harness(tmp_path / "root", busybox_layer_dir)
+        await h.driver.start([], [])
+        try:
+            sb, net = await h.sandbox("uv")
+            c = await h.container(sb, ["sh", "-c", "httpd -p 8080 -h /var/www; read x; echo got:$x; exit 4"],
+                                  stdin=True, stdin_once=True)
+            await h.wait_state(c, "RUNNING")
+            await retry_exec(h, c, ["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"])
+            reader, writer = await h.driver.port_forward(sb, net, 8080)
+            writer.write(b"GET / HTTP/1.0\r\n\r\n")
+            assert (await asyncio.wait_for(reader.read(), 10)).endswith(b"hello from busybox\n")
+            writer.close()
+            tty = await h.driver.exec(c, ["tty"], tty=True, stdin=False)
+            assert b"/dev/pts/" in await asyncio.wait_for(tty.stdout.read(), 10)
+            await h.driver.close()
+            h.driver = h.new_driver()
+            await h.driver.start([sb], [c])
+            session = await h.driver.attach(c, stdin=True)
+            session.stdin.write(b"hi\n")
+            session.stdin.close()
+            assert await asyncio.wait_for(session.stdout.read(), 10) == b"got:hi\n"
+            assert await asyncio.wait_for(session.wait, 10) == 4
+            st = await h.wait_state(c)
+            assert (st.exit_code, st.reason) == (4, "Error")
+        finally:
+            await h.cleanup()
+
+    uvloop.run(scenario())
