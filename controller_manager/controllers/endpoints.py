@@ -4,8 +4,9 @@
 finished (pods being deleted are left out unless ``publishNotReadyAddresses``), resolves each
 service port per pod (a named ``targetPort`` is looked up among the pod's container ports; a
 pod without it does not serve that port), and writes subsets grouping addresses by the ports
-they serve: ready pods in ``addresses``, others in ``notReadyAddresses`` (all in ``addresses``
-with ``publishNotReadyAddresses``). More than ``MAX_CAPACITY`` addresses are cut to that many,
+they serve (a headless service without ports lists bare addresses): ready pods in
+``addresses``, others in ``notReadyAddresses`` (all in ``addresses`` with
+``publishNotReadyAddresses``). More than ``MAX_CAPACITY`` addresses are cut to that many,
 ready ones kept first, and the object is marked ``endpoints.kubernetes.io/over-capacity:
 truncated``. Each write carries ``endpoints.kubernetes.io/last-change-trigger-time``. A service
 without a selector is left alone (its Endpoints are the user's); a deleted service's Endpoints go.
@@ -49,6 +50,8 @@ def build_subsets(svc: dict, pods: list[dict]) -> list[dict]:
     """Subsets for ``svc`` from the pods it selects (already filtered by ``should_include``)."""
     publish = publish_not_ready(svc)
     has_ports = bool((svc.get("spec") or {}).get("ports"))
+    if not has_ports and not is_headless(svc):
+        return []                    # only a headless service lists addresses without ports
     groups: dict[tuple, dict[str, Any]] = {}
     for pod in pods:
         ports = endpoint_ports(svc, pod)

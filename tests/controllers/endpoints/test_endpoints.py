@@ -186,3 +186,14 @@ async def test_over_capacity_annotation(client, ctrl):
         return OVER_CAPACITY_ANNOTATION not in (e["metadata"].get("annotations") or {})
 
     await eventually(unmarked, what="the over-capacity annotation removed")
+
+
+def test_services_without_ports():
+    pods = [_fake_pod(i, ready=True) for i in range(2)]
+    headless = service("h", {"app": "h"}, [], clusterIP="None")
+    headless["metadata"]["namespace"] = "ns"
+    (subset,) = build_subsets(headless, pods)
+    assert ips(subset) == ["10.9.0.0", "10.9.0.1"] and "ports" not in subset
+    plain = service("p", {"app": "p"}, [])
+    plain["metadata"]["namespace"] = "ns"
+    assert build_subsets(plain, pods) == []
