@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from api import errors
-from client.clock import REAL, Clock
+from client.clock import REAL, Clock, FakeClock
 from client.events import rfc3339
 from client.informer import Informer, SharedInformerFactory
 from client.rest import Client
@@ -185,8 +185,10 @@ class HandKubelet:
     ``poke()`` looks at every pod again after ``allow`` or ``hold`` changed their minds."""
 
     def __init__(self, client: Client, node_name: str = "hand-node",
-                 allow: Callable[[dict], bool] | None = None, hold: Callable[[dict], bool] | None = None):
+                 allow: Callable[[dict], bool] | None = None, hold: Callable[[dict], bool] | None = None,
+                 clock: Clock = REAL):
         self.client = client
+        self.clock = clock
         self.node_name = node_name
         self.allow = allow or (lambda pod: True)
         self.hold = hold or (lambda pod: False)
@@ -231,7 +233,7 @@ class HandKubelet:
             elif not (pod.get("spec") or {}).get("nodeName"):
                 await self.client.bind(pod["metadata"]["namespace"], name, self.node_name)
             elif (pod.get("status") or {}).get("phase") == "Pending" and self.allow(pod):
-                await set_ready(self.client, pod)
+                await set_ready(self.client, pod, clock=self.clock)
         except (errors.NotFound, errors.Conflict):
             pass
         finally:
@@ -241,3 +243,18 @@ class HandKubelet:
                 latest = self.informer.get(f"{self.client.namespace}/{name}")
                 if latest is not None:
                     self._see(latest)
+
+
+async def advance(clock: FakeClock, seconds: float, *controllers: Controller) -> None:
+    """Move the fake clock on by ``seconds``, one timer at a time, letting the controllers finish
+    what each wake-up started before the next timer is due."""
+    target = clock.monotonic() + seconds
+    await quiesce(*controllers)
+    while True:
+        deadline = clock.next_deadline()
+        if deadline is None or deadline > target:
+            break
+        await clock.advance(deadline - clock.monotonic())
+        await quiesce(*controllers)
+    await clock.advance(max(0.0, target - clock.monotonic()))
+    await quiesce(*controllers)
