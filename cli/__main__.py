@@ -58,6 +58,26 @@ def build_parser() -> Parser:
     return parser
 
 
+def parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
+    """Parse like kubectl: positional arguments may come after flags (``label cm -l a=b k=v``).
+
+    argparse fills a ``*`` positional from the first run of positionals only; the rest come back
+    as extras and are appended to the command's positional list, in order."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        flags = [x for x in extras if x.startswith("-") and x != "-"]
+        if flags:
+            raise CLIError(f"unknown flag: {flags[0]}")
+        for dest in ("targets", "args", "names", "command"):
+            value = getattr(args, dest, None)
+            if isinstance(value, list):
+                value.extend(extras)
+                break
+        else:
+            raise CLIError(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def format_status(e: errors.StatusError) -> str:
     if e.reason == "Invalid":
         return f"The {e.message}"
@@ -105,7 +125,7 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
-        args = parser.parse_args(normalize_argv(argv))
+        args = parse(parser, normalize_argv(argv))
     except CLIError as e:
         err.write(f"error: {e.message}\n")
         return 1
