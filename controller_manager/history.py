@@ -2,9 +2,10 @@
 
 A revision is an apps/v1 ControllerRevision named ``<owner>-<hash>``, owned (as controller) by
 the DaemonSet or StatefulSet, labelled with the owner's template labels and
-``controller.kubernetes.io/hash``, whose ``data`` is the patch that restores the owner's pod
-template (``{"spec": {"template": {..., "$patch": "replace"}}}``) and whose ``revision`` is a
-number growing with each new template. Going back to an earlier template renumbers its existing
+``controller.kubernetes.io/hash``, annotated as the owner was when it was written, whose
+``data`` is the patch that restores the owner's pod template
+(``{"spec": {"template": {..., "$patch": "replace"}}}``) and whose ``revision`` is a number
+growing with each new template. Going back to an earlier template renumbers its existing
 revision rather than writing a new one. A hash collision (same name, different data) bumps the
 owner's ``collisionCount`` and hashes again. Revisions beyond ``revisionHistoryLimit`` that no
 live pod uses are deleted, oldest first.
@@ -69,10 +70,14 @@ def new_revision(owner: dict, data: dict, number: int, collision_count: int | No
     h = revision_hash(data, collision_count)
     labels = dict((((owner.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {})
     labels[HASH_LABEL] = h
-    return {"apiVersion": "apps/v1", "kind": "ControllerRevision",
-            "metadata": {"name": f"{owner['metadata']['name']}-{h}", "namespace": owner["metadata"]["namespace"],
-                         "labels": labels, "ownerReferences": [owner_ref_for(owner)]},
-            "data": data, "revision": number}
+    md: dict[str, Any] = {"name": f"{owner['metadata']['name']}-{h}", "namespace": owner["metadata"]["namespace"],
+                          "labels": labels, "ownerReferences": [owner_ref_for(owner)]}
+    annotations = owner["metadata"].get("annotations")
+    if annotations:
+        # kubectl rollout history reads the change cause of each revision from here.
+        md["annotations"] = dict(annotations)
+    return {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": md, "data": data,
+            "revision": number}
 
 
 @dataclass
