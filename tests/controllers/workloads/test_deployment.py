@@ -220,3 +220,37 @@ async def test_revision_history_limit_deletes_oldest_empty_replicasets(client, r
 
     rss = await eventually(two_left, what="one old ReplicaSet kept")
     assert sorted(r["metadata"]["annotations"][du.REVISION] for r in rss) == ["3", "4"]
+
+
+async def test_scaling_mid_rollout_is_proportional(client, runner, controllers):
+    """A Deployment resized while two ReplicaSets have pods: the change is shared in proportion
+    to their sizes, and the rollout then completes at the new size."""
+    gate: set[str] = {"busybox:1"}
+    runner.may_run = lambda pod: pod["spec"]["containers"][0]["image"] in gate
+    await client.create(DEP, deployment("prop", 10))
+    await rolled_out(client, "prop", 10)
+    await client.patch(DEP, "prop", {"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "image": "busybox:2"}]}}}})
+
+    async def stuck():
+        rss = await rs_list(client, "prop")
+        sizes = sorted(r["spec"]["replicas"] for r in rss)
+        return rss if len(rss) == 2 and sizes == [5, 8] else None
+
+    # 25% surge of 10 is 3 (13 pods at most), 25% unavailable is 2 (8 must stay): old 8, new 5.
+    await eventually(stuck, what="the rollout held at old 8 / new 5 by unready new pods")
+    await client.set_scale(DEP, "prop", 20)
+
+    async def spread():
+        rss = await rs_list(client, "prop")
+        total = sum(r["spec"]["replicas"] for r in rss)
+        ok = total == 25 and all(r["metadata"]["annotations"].get(du.DESIRED_REPLICAS) == "20" for r in rss)
+        return rss if ok else None
+
+    rss = await eventually(spread, what="20 replicas plus 5 surge spread over both ReplicaSets")
+    by_image = {r["spec"]["template"]["spec"]["containers"][0]["image"]: r["spec"]["replicas"] for r in rss}
+    assert by_image["busybox:1"] > 8 and by_image["busybox:2"] > 5, by_image
+    gate.add("busybox:2")
+    runner.poke()
+    d = await rolled_out(client, "prop", 20)
+    assert d["status"]["updatedReplicas"] == 20

@@ -245,3 +245,39 @@ async def test_progress_deadline_exceeded_in_virtual_time(client, kubectl):
         await asyncio.gather(ticker, return_exceptions=True)
         await ctl.stop()
         await runner.stop()
+
+
+async def test_describe_reads_status_conditions_and_events(client, runner, controllers, kubectl):
+    await client.create(DEP, deployment("desc", 3))
+    await rolled_out(client, "desc", 3)
+    (rs,) = (await client.list(RS, client.namespace, label_selector="app=desc"))["items"]
+    rs_name = rs["metadata"]["name"]
+
+    async def described():
+        code, out, err = await kubectl("describe", "deployment/desc")
+        assert code == 0, err
+        ok = ("NewReplicaSetAvailable" in out and "ScalingReplicaSet" in out)
+        return out if ok else None
+
+    out = await eventually(described, what="describe showing the completed rollout and its event")
+    lines = [" ".join(ln.split()) for ln in out.splitlines()]
+    assert "Replicas: 3 desired | 3 updated | 3 total | 3 available | 0 unavailable" in lines, out
+    assert "Annotations: deployment.kubernetes.io/revision: 1" in lines, out
+    assert "Available True MinimumReplicasAvailable" in lines, out
+    assert "Progressing True NewReplicaSetAvailable" in lines, out
+    assert f"NewReplicaSet: {rs_name} (3/3 replicas created)" in lines, out
+    assert any(ln.startswith("Normal ScalingReplicaSet") and ln.endswith(
+        f"deployment-controller Scaled up replica set {rs_name} from 0 to 3") for ln in lines), out
+
+    async def described_rs():
+        code, out, err = await kubectl("describe", f"replicaset/{rs_name}")
+        assert code == 0, err
+        return out if out.count("SuccessfulCreate") == 3 else None
+
+    out = await eventually(described_rs, what="describe rs with three SuccessfulCreate events")
+    lines = [" ".join(ln.split()) for ln in out.splitlines()]
+    assert "Replicas: 3 current / 3 desired" in lines, out
+    assert "Pods Status: 3 Running / 0 Waiting / 0 Succeeded / 0 Failed" in lines, out
+    assert "Controlled By: Deployment/desc" in lines, out
+    assert sum(1 for ln in lines if ln.startswith("Normal SuccessfulCreate") and
+               "replicaset-controller Created pod: " in ln) == 3, out
