@@ -24,6 +24,7 @@ import sys
 import termios
 import threading
 import time
+import tty
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -540,6 +541,9 @@ class RuncDriver:
         the container's, and forwards our window size when it gets SIGWINCH."""
         loop = asyncio.get_running_loop()
         master, slave = os.openpty()
+        # Raw from the start: our pty only carries bytes to runc; the container's own terminal
+        # does echo and line editing (and turns ^D into end of input).
+        tty.setraw(slave)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.runc.argv("exec", "--tty", c.id, *cmd), stdin=slave, stdout=slave, stderr=slave,
@@ -553,9 +557,8 @@ class RuncDriver:
         reader = _fd_reader(master)
         writer = None
         if want_stdin:
-            transport, protocol = await loop.connect_write_pipe(
-                lambda: asyncio.streams.FlowControlMixin(loop), os.fdopen(os.dup(master), "wb", buffering=0))
-            writer = asyncio.StreamWriter(transport, protocol, None, loop)
+            protocol = asyncio.streams.FlowControlMixin(loop)
+            writer = asyncio.StreamWriter(_TtyWriteTransport(loop, os.dup(master), protocol), protocol, None, loop)
 
         def resize(width: int, height: int) -> None:
             with contextlib.suppress(OSError):
@@ -750,6 +753,76 @@ class _HalfCloseWriter(asyncio.StreamWriter):
     def close(self) -> None:
         if self.can_write_eof() and not self.transport.is_closing():
             self.write_eof()
+
+
+class _TtyWriteTransport(asyncio.WriteTransport):
+    """Writes to a pty master. (An event loop's own write-pipe transport may also read from the
+    fd to notice the far end closing, which on a pty would eat the process's output.)
+    Closing sends end-of-transmission, which a terminal in canonical mode reads as end of input."""
+
+    HIGH_WATER = 64 * 1024
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, protocol: asyncio.BaseProtocol):
+        super().__init__()
+        self._loop, self._fd, self._protocol = loop, fd, protocol
+        self._buffer = bytearray()
+        self._closing = self._closed = self._paused = False
+
+    def write(self, data: bytes) -> None:
+        if self._closing or not data:
+            return
+        self._buffer += data
+        self._flush()
+        if self._buffer and not self._paused and len(self._buffer) > self.HIGH_WATER:
+            self._paused = True
+            self._protocol.pause_writing()     # type: ignore[attr-defined]
+
+    def _flush(self) -> None:
+        if self._closed:
+            return
+        try:
+            while self._buffer:
+                n = os.write(self._fd, self._buffer)
+                del self._buffer[:n]
+        except BlockingIOError:
+            self._loop.add_writer(self._fd, self._flush)
+            return
+        except OSError:
+            self._buffer.clear()               # the terminal is gone: nothing more can be written
+        self._loop.remove_writer(self._fd)
+        if self._paused:
+            self._paused = False
+            self._protocol.resume_writing()    # type: ignore[attr-defined]
+        if self._closing:
+            self._finish()
+
+    def _finish(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._loop.remove_writer(self._fd)
+            os.close(self._fd)
+            self._protocol.connection_lost(None)
+
+    def close(self) -> None:
+        if not self._closing:
+            self.write(b"\x04")
+            self._closing = True
+            if not self._buffer:
+                self._finish()
+
+    def abort(self) -> None:
+        self._closing = True
+        self._buffer.clear()
+        self._finish()
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._buffer)
 
 
 def _fd_reader(fd: int) -> asyncio.StreamReader:

@@ -190,10 +190,13 @@ async def test_exec_with_tty_and_stdin(h):
     assert await asyncio.wait_for(plain.stdout.read(), 10) == b"got:abc\n"
     assert await asyncio.wait_for(plain.stderr.read(), 10) == b"e\n"
     assert await asyncio.wait_for(plain.wait, 10) == 0
-    tty = await h.driver.exec(c, ["sh", "-c", "tty; exit 4"], tty=True, stdin=False)
+    tty = await h.driver.exec(c, ["sh", "-c", "tty; cat; stty size; exit 4"], tty=True, stdin=True)
     tty.resize(100, 40)
+    tty.stdin.write(b"typed\n")
+    await tty.stdin.drain()
+    tty.stdin.close()              # end of transmission: cat sees the end of its input
     out = await asyncio.wait_for(tty.stdout.read(), 10)
-    assert b"/dev/pts/" in out
+    assert b"/dev/pts/" in out and b"typed" in out
     assert await asyncio.wait_for(tty.wait, 10) == 4
 
 
@@ -509,8 +512,12 @@ def test_the_driver_under_uvloop(tmp_path, busybox_layer_dir):
             writer.write(b"GET / HTTP/1.0\r\n\r\n")
             assert (await asyncio.wait_for(reader.read(), 10)).endswith(b"hello from busybox\n")
             writer.close()
-            tty = await h.driver.exec(c, ["tty"], tty=True, stdin=False)
-            assert b"/dev/pts/" in await asyncio.wait_for(tty.stdout.read(), 10)
+            tty = await h.driver.exec(c, ["sh", "-c", "tty; read x; echo got:$x"], tty=True, stdin=True)
+            tty.stdin.write(b"abc\n")
+            await tty.stdin.drain()
+            out = await asyncio.wait_for(tty.stdout.read(), 10)
+            assert b"/dev/pts/" in out and b"got:abc" in out
+            assert await asyncio.wait_for(tty.wait, 10) == 0
             await h.driver.close()
             h.driver = h.new_driver()
             await h.driver.start([sb], [c])
