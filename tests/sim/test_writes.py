@@ -60,3 +60,25 @@ async def test_a_cancelled_waiter_gives_its_slot_on():
 def test_needs_a_slot():
     with pytest.raises(ValueError):
         WriteGate(0)
+
+
+async def test_lower_classes_are_not_starved_by_a_flood_of_leases():
+    gate = WriteGate(1, starve_limit=4)
+    order: list[str] = []
+    hold = asyncio.Event()
+
+    async def write(name: str, priority: int) -> None:
+        async with gate.slot(priority):
+            order.append(name)
+            await hold.wait()
+
+    tasks = [asyncio.create_task(write("lease0", LEASE))]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(write("pod", POD)), asyncio.create_task(write("node", NODE))]
+    tasks += [asyncio.create_task(write(f"lease{i}", LEASE)) for i in range(1, 20)]
+    await asyncio.sleep(0)
+    assert gate.waiting() == 21
+    hold.set()
+    await asyncio.gather(*tasks)
+    # Leases first, until the others have been passed over four times.
+    assert order[:7] == ["lease0", "lease1", "lease2", "lease3", "lease4", "node", "pod"], order
