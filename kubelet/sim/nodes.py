@@ -185,7 +185,13 @@ class NodeKeeper:
             await self.register(index)
 
         indices = range(self.cfg.start_index, self.cfg.start_index + self.cfg.count)
-        await asyncio.gather(*(one(i) for i in indices))
+        try:
+            # A task group, so that one node failing for good stops registering the others.
+            async with asyncio.TaskGroup() as group:
+                for i in indices:
+                    group.create_task(one(i), name=f"sim:register:{i}")
+        except* (NotSimulated, errors.StatusError, OSError, TimeoutError) as failed:
+            raise failed.exceptions[0] from None
 
     async def register(self, index: int) -> None:
         name = self.cfg.node_name(index)
@@ -234,10 +240,10 @@ class NodeKeeper:
     async def renew_lease(self, name: str) -> float | None:
         if self._stopping or name not in self.uids:
             return None
-        now = self.clock.now()
         lease = self.leases.get(name)
         try:
             async with self.writes.slot(LEASE):
+                now = self.clock.now()           # once the write may go: renewTime is not stale
                 if lease is None:
                     try:
                         lease = await self.client.create(LEASES, build_lease(self.cfg, name, self.uids.get(name),
