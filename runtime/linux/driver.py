@@ -269,17 +269,21 @@ class RuncDriver:
     async def start_container(self, spec: ContainerSpec) -> None:
         async with self._lock(spec.id):
             state = spec.state_dir
-            meta = await asyncio.to_thread(_read_json, state / "driver.json")
-            if meta is None:
-                raise NotFoundError(f"container {spec.id} not found")
+
+            def claim() -> tuple[dict, int]:
+                meta = _read_json(state / "driver.json")
+                if meta is None:
+                    raise NotFoundError(f"container {spec.id} not found")
+                if self._was_started(state):
+                    raise DriverError(f"container {spec.id} was already started")
+                # Written before the shim runs the container: a short process may have exited
+                # (and its status.json be there) by the time the shim replies.
+                started_at = time.time_ns()
+                _write_json(state / "started.json", {"started_at": started_at, "pid": 0, "shim_pid": 0})
+                return meta, started_at
+
+            meta, started_at = await asyncio.to_thread(claim)
             c = self._record(spec, meta)
-            if await asyncio.to_thread(self._was_started, state):
-                raise DriverError(f"container {spec.id} was already started")
-            # Written before the shim runs the container: a short process may have exited (and
-            # its status.json be there) by the time the shim replies.
-            started_at = time.time_ns()
-            await asyncio.to_thread(_write_json, state / "started.json",
-                                    {"started_at": started_at, "pid": 0, "shim_pid": 0})
             reply = await self._shims.spawn(str(state))
             if not reply.get("ok"):
                 with contextlib.suppress(RuncError):
