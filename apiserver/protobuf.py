@@ -1,7 +1,7 @@
 """Kubernetes protobuf request bodies (``application/vnd.kubernetes.protobuf``) decoded to JSON dicts.
 
-kubectl's imperative commands (``create configmap``, ``create deployment``, ...) and ``drain``
-send protobuf: the magic ``k8s\\0``, then a ``runtime.Unknown`` whose ``raw`` is the object's own
+kubectl's imperative commands (``create configmap``, ``create deployment``, ...) send
+protobuf: the magic ``k8s\\0``, then a ``runtime.Unknown`` whose ``raw`` is the object's own
 message. ``decode`` turns such a body into the dict the same object would have been as JSON, so the
 rest of the server never sees protobuf. Responses stay JSON: clients that send protobuf accept it.
 
