@@ -43,8 +43,10 @@ def render(doc: dict[str, Any]) -> str:
     lines: list[str] = []
     pod = doc.get("pod")
     summary = doc.get("summary")
-    if pod is not None or summary is not None:
-        lines.append(f"Pod {pod or ''}: {summary or ''}".replace(" : ", ": ").rstrip(": ").rstrip())
+    if pod and summary:
+        lines.append(f"Pod {pod}: {summary}")
+    elif pod or summary:
+        lines.append(f"Pod {pod}" if pod else str(summary))
     if doc.get("schedulerName"):
         lines.append(f"Scheduler: {doc['schedulerName']}")
     if doc.get("requests"):
