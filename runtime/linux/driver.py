@@ -159,7 +159,7 @@ class RuncDriver:
         cni = await asyncio.to_thread(self._ensure_cni)
         ns = namespace_paths(self.root, spec.id, spec.host_network)
         await asyncio.to_thread(spec.state_dir.mkdir, parents=True, exist_ok=True)
-        await create_namespaces(ns, spec.hostname or spec.name)
+        await create_namespaces(ns, spec.hostname or spec.name, self._shims)
         att = Attachment(ns.net, "", {}, [])
         try:
             if not spec.host_network:
@@ -698,26 +698,32 @@ class ShimFactory:
             self.pending.clear()
 
     async def spawn(self, state_dir: str) -> dict:
+        """Fork a shim for the container whose state dir this is; its reply once runc has run."""
+        return await self.request(state_dir, state_dir)
+
+    async def request(self, key: str, job: str | dict) -> dict:
+        """Send one job line; the reply is the JSON line the factory's child tags with ``key``."""
+        line = orjson.dumps(job) if isinstance(job, dict) else job.encode()
         fut = asyncio.get_running_loop().create_future()
         for attempt in range(2):
             proc = await self.ensure()
-            self.pending[state_dir] = fut
+            self.pending[key] = fut
             assert proc.stdin is not None
             try:
-                proc.stdin.write(state_dir.encode() + b"\n")
+                proc.stdin.write(line + b"\n")
                 await proc.stdin.drain()
                 break
             except (BrokenPipeError, ConnectionResetError):
                 # The factory died between requests: start another and ask again.
-                self.pending.pop(state_dir, None)
+                self.pending.pop(key, None)
                 await proc.wait()
                 if attempt:
                     raise DriverError("the shim factory is not accepting requests") from None
         try:
             return await asyncio.wait_for(fut, SHIM_REPLY_WAIT)
         except TimeoutError:
-            self.pending.pop(state_dir, None)
-            return {"ok": False, "error": "the shim did not report the container running in time"}
+            self.pending.pop(key, None)
+            return {"ok": False, "error": "the shim factory's child did not reply in time"}
 
     async def close(self) -> None:
         proc, self.proc = self.proc, None

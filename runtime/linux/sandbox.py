@@ -1,7 +1,7 @@
 """Per-pod pieces that are not networking: namespace holders and the pod's /etc files.
 
-A sandbox's network, IPC and UTS namespaces are persistent nsfs bind mounts made by one
-``unshare`` call (which also sets the pod's hostname inside the new UTS namespace), so no
+A sandbox's network, IPC and UTS namespaces are persistent nsfs bind mounts made by one short
+child process (which also sets the pod's hostname inside the new UTS namespace), so no
 process has to stay alive to hold them and containers join them by path. Host-network pods
 keep the host's network and UTS namespaces and get only a private IPC namespace.
 """
@@ -38,28 +38,21 @@ def namespace_paths(root: Path, sandbox_id: str, host_network: bool) -> Namespac
     )
 
 
-async def create_namespaces(ns: Namespaces, hostname: str) -> None:
+async def create_namespaces(ns: Namespaces, hostname: str, factory) -> None:
+    """Create the namespace files through ``factory`` (the driver's ``ShimFactory``): a forked
+    child of it unshares and bind-mounts, where two programs (unshare, hostname) would be run."""
     def touch() -> None:
         for p in ns.paths():
             os.makedirs(os.path.dirname(p), exist_ok=True)
             with open(p, "a"):
                 pass
     await asyncio.to_thread(touch)
-    argv = ["unshare"]
-    if ns.net:
-        argv.append(f"--net={ns.net}")
-    argv.append(f"--ipc={ns.ipc}")
-    if ns.uts:
-        argv += [f"--uts={ns.uts}", "hostname", hostname]
-    else:
-        argv.append("true")
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate()
-    if proc.returncode != 0:
+    key = "ns:" + (ns.net or ns.ipc)
+    res = await factory.request(key, {"key": key, "net": ns.net, "ipc": ns.ipc, "uts": ns.uts,
+                                      "hostname": hostname})
+    if not res.get("ok"):
         await asyncio.to_thread(release_namespaces, ns)
-        raise DriverError(f"creating namespaces failed: {err.decode(errors='replace').strip()}")
+        raise DriverError(f"creating namespaces failed: {res.get('error', '')}")
 
 
 def release_namespaces(ns: Namespaces) -> None:

@@ -378,8 +378,36 @@ def close_inherited_fds() -> None:
                 pass
 
 
+CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, MS_BIND = 0x08000000, 0x04000000, 0x40000000, 4096
+
+
+def make_namespaces(req: dict) -> int:
+    """Create a pod's persistent namespaces: unshare them, name the host in the new UTS one,
+    and bind-mount each onto its (existing, empty) file. Runs in a child that then exits."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    kinds = [(k, req[k]) for k in ("net", "ipc", "uts") if req.get(k)]
+    flags = 0
+    for kind, _ in kinds:
+        flags |= {"net": CLONE_NEWNET, "ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS}[kind]
+
+    def check(ret: int, what: str) -> None:
+        if ret != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"{what}: {os.strerror(err)}")
+
+    check(libc.unshare(flags), "unshare")
+    if req.get("uts"):
+        name = req["hostname"].encode()
+        check(libc.sethostname(name, len(name)), "sethostname")
+    for kind, path in kinds:
+        check(libc.mount(f"/proc/self/ns/{kind}".encode(), path.encode(), None, MS_BIND, None), f"bind {kind}")
+    reply({"ok": True, "dir": req["key"]})
+    return 0
+
+
 def factory() -> int:
     """Fork a shim for each state dir read from stdin; exit at EOF (the daemon went away).
+    A line holding a JSON object instead asks for a pod's namespaces (``make_namespaces``).
 
     Forking an interpreter that has already imported everything costs a few milliseconds where
     starting one costs tens, and the shims share its pages until they write to them.
@@ -390,20 +418,22 @@ def factory() -> int:
         line = stdin.readline()
         if not line:
             return 0
-        state_dir = line.decode().strip()
+        text = line.decode().strip()
+        request = json.loads(text) if text.startswith("{") else None
+        key = request["key"] if request else text
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                code = main(state_dir)
+                code = make_namespaces(request) if request else main(text)
             except BaseException as e:  # noqa: BLE001 - reported to the daemon, never re-raised
                 try:
-                    reply({"ok": False, "dir": state_dir, "error": f"shim failed: {e!r}"})
+                    reply({"ok": False, "dir": key, "error": f"shim failed: {e!r}"})
                 except OSError:
                     pass
             finally:
                 os._exit(code)
-        os.waitpid(pid, 0)   # main() forks the real shim and its parent exits at once
+        os.waitpid(pid, 0)   # both jobs leave the factory's child at once
 
 
 if __name__ == "__main__":
