@@ -11,7 +11,8 @@ the DaemonSet's ControllerRevision) and ``pod-template-generation`` labels.
 Updates: RollingUpdate replaces old pods within ``maxUnavailable`` (deleting before creating) or,
 with ``maxSurge``, starts the new pod first and deletes the old one once the new one is
 available; OnDelete leaves old pods until someone deletes them. Failed daemon pods are deleted
-and recreated. Status and events are those of Kubernetes' daemonset-controller.
+and recreated, with a back-off per node (1 s doubling to 15 min). Status and events are those
+of Kubernetes' daemonset-controller.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ REVISION_HASH = "controller-revision-hash"
 TEMPLATE_GENERATION = "pod-template-generation"
 BURST = 250
 CONFLICT_RETRY = 0.05
+FAILED_POD_BACKOFF = 1.0          # seconds before a node's failed daemon pod is deleted again; doubles
+FAILED_POD_BACKOFF_MAX = 900.0
 
 
 # --- which nodes --------------------------------------------------------------------------
@@ -198,6 +201,9 @@ class DaemonSetController(Controller):
         super().__init__(ctx)
         self.recorder = ctx.recorder(self.component)
         self.expectations = Expectations(clock=ctx.clock)
+        # (DaemonSet key, node) -> (current back-off, monotonic time before which a failed pod
+        # there is left alone), so a pod that fails at once is not recreated in a hot loop.
+        self._failed_backoff: dict[tuple[str, str], tuple[float, float]] = {}
         self.ds_informer = ctx.informers.informer_for(DS)
         self.pod_informer = ctx.informers.informer_for(PODS)
         self.node_informer = ctx.informers.informer_for(NODES)
@@ -214,7 +220,9 @@ class DaemonSetController(Controller):
     # --- informer handlers ---------------------------------------------------------------
 
     def _ds_deleted(self, ds: dict) -> None:
-        self.expectations.forget(meta.key_of(ds))
+        key = meta.key_of(ds)
+        self.expectations.forget(key)
+        self._failed_backoff = {k: v for k, v in self._failed_backoff.items() if k[0] != key}
 
     def _owner(self, pod: dict) -> dict | None:
         return resolve_controller(self.ds_informer, pod["metadata"].get("namespace", ""), controller_ref(pod),
@@ -298,8 +306,9 @@ class DaemonSetController(Controller):
                 by_node.setdefault(node, []).append(p)
         nodes = self.node_informer.list()
         failure = None
+        retry: float | None = None
         if self.expectations.satisfied(key):
-            failure = await self._manage(ds, key, nodes, by_node, hash_)
+            failure, retry = await self._manage(ds, key, nodes, by_node, hash_)
         hashes_in_use = {meta.labels_of(p).get(REVISION_HASH) for p in pods}
         keep = {r["metadata"]["name"] for r in hist.revisions if history.hash_of(r) in hashes_in_use}
         keep.add(hist.update["metadata"]["name"])
@@ -307,7 +316,8 @@ class DaemonSetController(Controller):
         await self._update_status(ds, nodes, by_node, hash_, hist.collision_count)
         if failure:
             raise RuntimeError(failure)
-        return self._next_availability_check(ds, pods)
+        waits = [w for w in (retry, self._next_availability_check(ds, pods)) if w is not None]
+        return min(waits) if waits else None
 
     def _next_availability_check(self, ds: dict, pods: list[dict]) -> float | None:
         """Seconds until the next ready pod has been ready for minReadySeconds."""
@@ -325,11 +335,12 @@ class DaemonSetController(Controller):
         return max(min(waits), 0.001) + 0.001 if waits else None
 
     async def _manage(self, ds: dict, key: str, nodes: list[dict], by_node: dict[str, list[dict]],
-                      hash_: str) -> str | None:
-        """Create and delete daemon pods for one pass; the first error message, if any."""
+                      hash_: str) -> tuple[str | None, float | None]:
+        """Create and delete daemon pods for one pass: (the first error message, if any; seconds
+        until a failed pod held back by its node's back-off may be deleted)."""
         to_create: list[str] = []
         to_delete: list[dict] = []
-        failed_seen = False
+        retry: float | None = None
         for node in nodes:
             name = node["metadata"]["name"]
             run, keep = should_run(ds, node)
@@ -340,14 +351,17 @@ class DaemonSetController(Controller):
             elif keep:
                 running = []
                 for p in live:
-                    if (p.get("status") or {}).get("phase") == "Failed":
-                        failed_seen = True
-                        self.recorder.warning(ds, "FailedDaemonPod", f"Found failed daemon pod "
-                                              f"{p['metadata']['namespace']}/{p['metadata']['name']} on node "
-                                              f"{name}, will try to kill it")
-                        to_delete.append(p)
-                    else:
+                    if (p.get("status") or {}).get("phase") != "Failed":
                         running.append(p)
+                        continue
+                    wait = self._failed_pod_wait(key, name)
+                    if wait > 0:
+                        retry = wait if retry is None else min(retry, wait)
+                        continue
+                    self.recorder.warning(ds, "FailedDaemonPod", f"Found failed daemon pod "
+                                          f"{p['metadata']['namespace']}/{p['metadata']['name']} on node "
+                                          f"{name}, will try to kill it")
+                    to_delete.append(p)
                 to_delete += self._duplicates(ds, running, hash_)
             else:
                 to_delete += live
@@ -356,9 +370,22 @@ class DaemonSetController(Controller):
             to_create += [n for n in more_create if n not in to_create]
             to_delete += [p for p in more_delete if all(p is not q for q in to_delete)]
         err = await self._sync_nodes(ds, key, to_create, to_delete, hash_)
-        if failed_seen and not err:
-            return "failed daemon pods were deleted"
-        return err
+        return err, retry
+
+    def _failed_pod_wait(self, key: str, node: str) -> float:
+        """0 when a failed pod on ``node`` may be deleted now (and the back-off grows), else the
+        seconds left to wait."""
+        now = self.clock.monotonic()
+        delay, until = self._failed_backoff.get((key, node), (0.0, 0.0))
+        if now < until:
+            return until - now
+        if now - until > 2 * FAILED_POD_BACKOFF_MAX:
+            delay = 0.0                      # long quiet: start over
+        delay = min(FAILED_POD_BACKOFF_MAX, 2 * delay if delay else FAILED_POD_BACKOFF)
+        self._failed_backoff[(key, node)] = (delay, now + delay)
+        if len(self._failed_backoff) > 10000:
+            self._failed_backoff = {k: v for k, v in self._failed_backoff.items() if v[1] > now}
+        return 0.0
 
     def _duplicates(self, ds: dict, running: list[dict], hash_: str) -> list[dict]:
         """Extra pods on one node: beyond the oldest, unless a surge rollout is replacing it (the

@@ -17,6 +17,7 @@ from tests.controllers.sets.helpers import (
     HandKubelet,
     advance,
     daemonset,
+    events_for,
     eventually,
     pods_of,
     quiesce,
@@ -77,3 +78,38 @@ async def test_daemonset_availability_counts_min_ready_seconds(client, clock):
     finally:
         await kubelet.stop()
         await ctrls.stop()
+
+
+async def test_failed_daemon_pods_are_replaced_with_a_back_off(client, clock):
+    node_name = "vt-" + uuid.uuid4().hex[:6]
+    ctrls = await Controllers(client, [DaemonSetController], clock=clock).start()
+    ctrl = ctrls["daemonset"]
+    kubelet = await HandKubelet(client, node_name=node_name, clock=clock).start()
+
+    async def running_pod(not_uid: str | None = None):
+        pods = [p for p in await pods_of(client, "agent") if not p["metadata"].get("deletionTimestamp")]
+        ok = (len(pods) == 1 and (pods[0].get("status") or {}).get("phase") == "Running"
+              and pods[0]["metadata"]["uid"] != not_uid)
+        return pods[0] if ok else None
+
+    async def fail(pod: dict) -> None:
+        await client.patch("pods", pod["metadata"]["name"], {"status": {"phase": "Failed"}}, subresource="status")
+
+    try:
+        await client.patch("nodes", node_name, {"metadata": {"labels": {"vt": node_name}}})
+        await client.create(DS, daemonset("agent", pod_spec={"nodeSelector": {"vt": node_name}}))
+        first = await eventually(running_pod, what="the daemon pod running")
+        await fail(first)
+        second = await eventually(lambda: running_pod(first["metadata"]["uid"]), what="a first replacement")
+        await fail(second)
+        await quiesce(ctrl)
+        await advance(clock, 0.5, ctrl)
+        left = await client.get("pods", second["metadata"]["name"])
+        assert left["status"]["phase"] == "Failed" and not left["metadata"].get("deletionTimestamp")
+        await advance(clock, 0.6, ctrl)
+        await eventually(lambda: running_pod(second["metadata"]["uid"]), what="a replacement after the back-off")
+    finally:
+        await kubelet.stop()
+        await ctrls.stop()
+    failed = [m for t, r, m in await events_for(client, "agent") if r == "FailedDaemonPod"]
+    assert len(failed) == 2
