@@ -382,5 +382,4 @@ class ReplicaSetController(Controller):
 
 def _namespace_terminating(e: errors.StatusError) -> bool:
     """Creating in a namespace being deleted fails; that is expected, not worth an event."""
-    return any(getattr(c, "type", None) == "NamespaceTerminating" or getattr(c, "reason", None) ==
-               "NamespaceTerminating" for c in e.causes) or "because it is being terminated" in e.message
+    return any(c.type == "NamespaceTerminating" for c in e.causes) or "because it is being terminated" in e.message
