@@ -105,6 +105,26 @@ def _default_field_refs(env_source: Any) -> None:
         res["divisor"] = "0"
 
 
+# Quantity text -> its canonical milli text, and -> its value in nano units (every parsed
+# quantity is a whole number of nano units). Strings only: immutable keys and values, so sharing
+# them is safe; cleared when full rather than evicted one by one.
+_CANONICAL_MILLI: dict[str, str] = {}
+_NANO: dict[str, int] = {}
+_MEMO_LIMIT = 4096
+
+
+def _canonical_milli(q: str | int | float) -> str:
+    if not isinstance(q, str):
+        return quantity.canonical_milli(q)
+    got = _CANONICAL_MILLI.get(q)
+    if got is None:
+        got = quantity.canonical_milli(q)
+        if len(_CANONICAL_MILLI) >= _MEMO_LIMIT:
+            _CANONICAL_MILLI.clear()
+        _CANONICAL_MILLI[q] = got
+    return got
+
+
 def canonicalize_resource_list(rl: Any) -> None:
     """Rewrite each quantity in its canonical text rounded up to milli units, as the server stores
     resource lists (``1000m`` -> ``1``, ``2048Mi`` -> ``2Gi``). Unparsable values are left for
@@ -114,7 +134,7 @@ def canonicalize_resource_list(rl: Any) -> None:
     for name, q in rl.items():
         if isinstance(q, str | int | float) and not isinstance(q, bool):
             try:
-                rl[name] = quantity.canonical_milli(q)
+                rl[name] = _canonical_milli(q)
             except ValueError:
                 pass
 
@@ -275,11 +295,22 @@ def pod_qos_class(pod: dict) -> str:
     return "Burstable"
 
 
-def _q(q: Any) -> Any:
+def _q(q: Any) -> int:
+    """The quantity in nano units; 0 when unparsable (validation reports it; classification must
+    not fail first)."""
+    if isinstance(q, str):
+        got = _NANO.get(q)
+        if got is not None:
+            return got
     try:
-        return quantity.parse(q)
+        got = int(quantity.parse(q) * 1_000_000_000)
     except ValueError:
-        return 0  # validation reports it; classification must not fail first
+        got = 0
+    if isinstance(q, str):
+        if len(_NANO) >= _MEMO_LIMIT:
+            _NANO.clear()
+        _NANO[q] = got
+    return got
 
 
 def pod_admission_defaults(pod: dict) -> None:

@@ -98,6 +98,70 @@ def _walk(value: Any, meta: PatchMeta, path: Path, out: set[Path]) -> None:
     out.add(path)
 
 
+def field_tree(obj: dict, meta: PatchMeta, *, subresource: str = "") -> dict:
+    """``to_fields_v1(field_set(obj, meta, subresource=...))``, built in one walk: maps are visited
+    in key order, so every level comes out sorted without sorting the paths."""
+    root: dict = {}
+    for k in sorted(obj):
+        if k in _SKIP_TOP:
+            continue
+        if (k == "status") != (subresource == "status"):
+            continue
+        v = obj[k]
+        if k == "metadata":
+            if subresource == "status" or not isinstance(v, dict):
+                continue
+            md_meta = meta.child("metadata")
+            md_node = {}
+            for mk in sorted(v):
+                if mk not in _SKIP_META:
+                    mv = v[mk]
+                    md_node["f:" + mk] = _tree(mv, md_meta.child(mk)) if mv and isinstance(mv, dict | list) else {}
+            if md_node:
+                root["f:metadata"] = md_node
+            continue
+        root["f:" + k] = _tree(v, meta.child(k)) if v and isinstance(v, dict | list) else {}
+    return root
+
+
+def _tree(value: Any, meta: PatchMeta) -> dict:
+    """The sorted FieldsV1 tree under a non-empty map or list."""
+    if isinstance(value, dict):
+        return _tree_map(value, meta)
+    keys = _list_keys(meta, value)
+    if keys is not None and all(isinstance(i, dict) for i in value):
+        item_meta = meta.items()
+        node: dict = {}
+        for item in value:
+            ik = _item_key(keys, item)
+            inode = _tree_map(item, item_meta, {".": {}})
+            if ik in node:                      # two items with the same key: one merged entry
+                inode = to_fields_v1(from_fields_v1(node[ik]) | from_fields_v1(inode))
+            node[ik] = inode
+        return _sorted_keys(node)
+    if _is_set(meta, value):
+        return _sorted_keys({_item_key((), item): {} for item in value})
+    return {}
+
+
+def _tree_map(value: dict, meta: PatchMeta, node: dict | None = None) -> dict:
+    if node is None:
+        node = {}
+    for k in sorted(value):
+        v = value[k]
+        node["f:" + k] = _tree(v, meta.child(k)) if v and isinstance(v, dict | list) else {}
+    return node
+
+
+def _sorted_keys(node: dict) -> dict:
+    if len(node) > 1:
+        keys = list(node)
+        ordered = sorted(keys)
+        if keys != ordered:
+            return {k: node[k] for k in ordered}
+    return node
+
+
 def to_fields_v1(paths: set[Path]) -> dict:
     root: dict = {}
     for p in sorted(paths):
@@ -242,9 +306,11 @@ def _set_entries(obj: dict, entries: list[dict]) -> None:
         md.pop("managedFields", None)
 
 
-def _entry(manager: str, operation: str, api_version: str, paths: set[Path], subresource: str) -> dict:
+def _entry(manager: str, operation: str, api_version: str, paths: set[Path] | dict, subresource: str) -> dict:
+    """A managedFields entry; ``paths`` is a field set, or its FieldsV1 tree already built."""
+    fields = paths if isinstance(paths, dict) else to_fields_v1(paths)
     e = {"manager": manager, "operation": operation, "apiVersion": api_version, "time": now_rfc3339(),
-         "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(paths)}
+         "fieldsType": "FieldsV1", "fieldsV1": fields}
     if subresource:
         e["subresource"] = subresource
     return e
@@ -317,20 +383,21 @@ def record_update(old: dict | None, new: dict, meta: PatchMeta, *, manager: str,
                   subresource: str = "") -> None:
     """After an ordinary write (create, PUT, PATCH), give ``manager`` the fields it set or changed,
     taking them from other managers; in place on ``new``."""
-    new_paths = field_set(new, meta, subresource=subresource)
     if old is None:
-        changed = new_paths
-        entries = []
-    else:
-        changed = {p for p in new_paths if value_at(old, p) != value_at(new, p)}
-        entries = _entries(old)
-        # Fields the write removed are owned by nobody any more.
-        gone = field_set(old, meta, subresource=subresource) - new_paths
-        changed_or_gone = changed | gone
-        for e in entries:
-            if not _same_entry(e, manager, "Update", subresource):
-                e["fieldsV1"] = to_fields_v1(_entry_paths(e) - changed_or_gone)
-    if not changed and old is not None:
+        # A create: the manager owns everything the object sets.
+        _set_entries(new, [_entry(manager, "Update", api_version,
+                                  field_tree(new, meta, subresource=subresource), subresource)])
+        return
+    new_paths = field_set(new, meta, subresource=subresource)
+    changed = {p for p in new_paths if value_at(old, p) != value_at(new, p)}
+    entries = _entries(old)
+    # Fields the write removed are owned by nobody any more.
+    gone = field_set(old, meta, subresource=subresource) - new_paths
+    changed_or_gone = changed | gone
+    for e in entries:
+        if not _same_entry(e, manager, "Update", subresource):
+            e["fieldsV1"] = to_fields_v1(_entry_paths(e) - changed_or_gone)
+    if not changed:
         _set_entries(new, entries)
         return
     mine: set[Path] = set()
@@ -342,4 +409,4 @@ def record_update(old: dict | None, new: dict, meta: PatchMeta, *, manager: str,
     _set_entries(new, entries)
 
 
-__all__ = ["ANY", "apply", "field_set", "from_fields_v1", "merge", "record_update", "to_fields_v1"]
+__all__ = ["ANY", "apply", "field_set", "field_tree", "from_fields_v1", "merge", "record_update", "to_fields_v1"]

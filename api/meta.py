@@ -6,8 +6,9 @@ something (``set_generation``).
 
 from __future__ import annotations
 
+import os
+import random
 import secrets
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,8 +45,19 @@ def parse_rfc3339(s: str) -> datetime:
     return datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
+# UIDs only need to be unique, not secret: a PRNG seeded once from the OS (and again in a forked
+# child, which would otherwise repeat its parent's sequence) is much cheaper than an os.urandom
+# call per object, which is slow on a busy machine.
+_uid_rng = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _uid_rng.seed(os.urandom(32)))
+_UID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UID_SET = (0x4000 << 64) | (0x8000 << 48)   # version 4, RFC 4122 variant
+
+
 def new_uid() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID in its canonical text form."""
+    h = "%032x" % ((_uid_rng.getrandbits(128) & _UID_CLEAR) | _UID_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def random_suffix(n: int = GENERATED_SUFFIX_LEN) -> str:

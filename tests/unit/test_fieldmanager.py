@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from api import fieldmanager as fm
@@ -75,3 +76,21 @@ def test_update_takes_ownership_of_changed_fields():
     del cfg["spec"]["replicas"]
     after = fm.apply(new, cfg, DEPLOY, manager="applier", force=False, api_version="apps/v1")
     assert after["spec"]["replicas"] == 7
+
+
+def test_field_tree_is_the_sorted_fields_v1_of_the_field_set():
+    svc_meta = merge_info("", "v1", "Service")
+    objects = [
+        (deployment(extra_env=[{"name": "B", "value": "2"}, {"name": "A", "value": "dup"}],
+                    labels={"z": "1", "app": "web"}), DEPLOY),
+        ({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "finalizers": ["b", "a"]},
+          "spec": {"ports": [{"port": 81, "protocol": "UDP"}, {"port": 80, "protocol": "TCP"}],
+                   "selector": {}, "ipFamilies": ["IPv4"], "type": "ClusterIP"},
+          "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}}, svc_meta),
+    ]
+    for obj, meta in objects:
+        for sub in ("", "status"):
+            tree = fm.field_tree(obj, meta, subresource=sub)
+            expected = fm.to_fields_v1(fm.field_set(obj, meta, subresource=sub))
+            assert tree == expected
+            assert orjson.dumps(tree) == orjson.dumps(expected)     # same key order too
