@@ -377,14 +377,152 @@ KUBECTL_CREATES = [
     ["create", "job", "j1", "--image=busybox", "--", "echo", "hi"],
     ["create", "cronjob", "cj1", "--image=busybox", "--schedule=*/5 * * * *", "--restart=Never", "--",
      "date"],
+    ["create", "job", "from-sink", "--from=cronjob/sink"],
     ["create", "priorityclass", "pc0", "--value=0"],
     ["create", "priorityclass", "pc1", "--value=1000", "--global-default", "--description=high",
      "--preemption-policy=Never"],
 ]
 
 
+# A CronJob that sets most of the pod template, with zeros in the pointer fields (the ones whose
+# zero is a value) and non-zero values elsewhere. ``kubectl create job --from=cronjob/sink`` reads it
+# and posts its job template back as protobuf, so the whole tree goes over the wire.
+SINK_CRONJOB = json.loads("""
+{"apiVersion": "batch/v1", "kind": "CronJob",
+ "metadata": {"name": "sink", "namespace": "default", "uid": "0b8e2a4c-1111-2222-3333-444455556666",
+              "resourceVersion": "7", "creationTimestamp": "2024-01-02T03:04:05Z"},
+ "spec": {
+  "schedule": "*/5 * * * *", "timeZone": "Etc/UTC", "startingDeadlineSeconds": 0, "concurrencyPolicy": "Forbid",
+  "suspend": false, "successfulJobsHistoryLimit": 0, "failedJobsHistoryLimit": 0,
+  "jobTemplate": {
+   "metadata": {"labels": {"team": "a"}, "annotations": {"note": "x"}},
+   "spec": {
+    "parallelism": 0, "completions": 0, "activeDeadlineSeconds": 0, "backoffLimit": 0, "backoffLimitPerIndex": 0,
+    "maxFailedIndexes": 0, "ttlSecondsAfterFinished": 0, "completionMode": "Indexed", "suspend": false,
+    "podReplacementPolicy": "Failed", "manualSelector": false,
+    "podFailurePolicy": {"rules": [
+      {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [0, 42]}},
+      {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]},
+    "successPolicy": {"rules": [{"succeededIndexes": "0-2", "succeededCount": 0}]},
+    "template": {
+     "metadata": {"labels": {"app": "sink"}},
+     "spec": {
+      "restartPolicy": "Never", "terminationGracePeriodSeconds": 0, "activeDeadlineSeconds": 0,
+      "dnsPolicy": "None", "nodeSelector": {"disk": "ssd"}, "serviceAccountName": "runner",
+      "automountServiceAccountToken": false, "hostNetwork": true, "shareProcessNamespace": false,
+      "hostname": "h", "subdomain": "s", "schedulerName": "custom", "priorityClassName": "low", "priority": 0,
+      "runtimeClassName": "", "enableServiceLinks": false, "preemptionPolicy": "Never", "setHostnameAsFQDN": false,
+      "hostUsers": false, "overhead": {"cpu": "10m"},
+      "securityContext": {"runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": false, "fsGroup": 0,
+        "fsGroupChangePolicy": "OnRootMismatch", "supplementalGroups": [0, 5], "supplementalGroupsPolicy": "Merge",
+        "sysctls": [{"name": "net.core.somaxconn", "value": ""}], "seccompProfile": {"type": "RuntimeDefault"},
+        "appArmorProfile": {"type": "Localhost", "localhostProfile": ""}, "seLinuxOptions": {"level": "s0:c1"},
+        "windowsOptions": {"hostProcess": false, "runAsUserName": ""}},
+      "imagePullSecrets": [{"name": "regcred"}],
+      "affinity": {
+        "nodeAffinity": {
+          "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]},
+          "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {
+            "matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n0"]}]}}]},
+        "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 50, "podAffinityTerm": {
+          "topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "sink"}},
+          "namespaces": ["default"], "matchLabelKeys": ["pod-template-hash"]}}]}},
+      "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 0},
+                      {"operator": "Exists"}],
+      "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["a", "b"]}],
+      "dnsConfig": {"nameservers": ["1.1.1.1"], "searches": ["x"],
+                    "options": [{"name": "ndots", "value": ""}, {"name": "edns0"}]},
+      "readinessGates": [{"conditionType": "www.example.com/ready"}],
+      "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway",
+        "minDomains": 0, "nodeAffinityPolicy": "Honor", "nodeTaintsPolicy": "Ignore",
+        "labelSelector": {"matchExpressions": [{"key": "app", "operator": "Exists"}]}}],
+      "os": {"name": "linux"},
+      "schedulingGates": [{"name": "wait"}],
+      "resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": ""}],
+      "volumes": [
+        {"name": "cm", "configMap": {"name": "settings", "defaultMode": 0, "optional": false,
+                                     "items": [{"key": "a", "path": "a.txt", "mode": 0}]}},
+        {"name": "sec", "secret": {"secretName": "s", "defaultMode": 256, "optional": false}},
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+        {"name": "scratch", "emptyDir": {}},
+        {"name": "host", "hostPath": {"path": "/var/log", "type": ""}},
+        {"name": "pvc", "persistentVolumeClaim": {"claimName": "data", "readOnly": true}},
+        {"name": "down", "downwardAPI": {"defaultMode": 0, "items": [
+          {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+          {"path": "cpu", "resourceFieldRef": {"containerName": "main", "resource": "limits.cpu", "divisor": "1m"}}]}},
+        {"name": "proj", "projected": {"defaultMode": 0, "sources": [
+          {"serviceAccountToken": {"audience": "vault", "expirationSeconds": 600, "path": "token"}},
+          {"configMap": {"name": "ca", "optional": false, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+          {"secret": {"name": "s", "optional": true}},
+          {"clusterTrustBundle": {"signerName": "example.com/signer", "path": "bundle.pem", "optional": false,
+                                  "labelSelector": {"matchLabels": {"a": "b"}}}},
+          {"downwardAPI": {"items": [{"path": "name", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}]}}]}},
+        {"name": "eph", "ephemeral": {"volumeClaimTemplate": {"metadata": {"labels": {"v": "1"}}, "spec": {
+          "accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeMode": "Filesystem",
+          "resources": {"requests": {"storage": "1Gi"}},
+          "dataSourceRef": {"apiGroup": "", "kind": "VolumeSnapshot", "name": "snap", "namespace": ""}}}}},
+        {"name": "nfs", "nfs": {"server": "10.0.0.2", "path": "/export", "readOnly": true}},
+        {"name": "csi", "csi": {"driver": "example.csi", "readOnly": false, "fsType": "",
+                                "volumeAttributes": {"k": "v"}, "nodePublishSecretRef": {"name": "x"}}},
+        {"name": "img", "image": {"reference": "busybox:1.36", "pullPolicy": "IfNotPresent"}},
+        {"name": "iscsi", "iscsi": {"targetPortal": "1.2.3.4:3260", "iqn": "iqn.x", "lun": 0, "initiatorName": "",
+                                    "portals": ["p"]}}],
+      "initContainers": [{"name": "init", "image": "busybox", "restartPolicy": "Always", "command": ["sh", "-c", ""],
+        "startupProbe": {"exec": {"command": ["true"]}, "failureThreshold": 30, "periodSeconds": 1}}],
+      "containers": [{
+        "name": "main", "image": "busybox:1.36", "command": ["sh"], "args": ["-c", "sleep 1"], "workingDir": "/w",
+        "ports": [{"name": "http", "containerPort": 0, "protocol": "TCP"},
+                  {"containerPort": 53, "hostPort": 5353, "protocol": "UDP", "hostIP": "0.0.0.0"}],
+        "envFrom": [{"prefix": "CM_", "configMapRef": {"name": "settings", "optional": false}},
+                    {"secretRef": {"name": "s", "optional": true}}],
+        "env": [{"name": "EMPTY", "value": ""}, {"name": "PLAIN", "value": "v"},
+          {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "a", "optional": false}}},
+          {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+          {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+          {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}}],
+        "resources": {"limits": {"cpu": "500m", "memory": "128Mi", "example.com/gpu": "1"},
+                      "requests": {"cpu": "0", "memory": "64Mi"}, "claims": [{"name": "gpu", "request": ""}]},
+        "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
+        "volumeMounts": [{"name": "cm", "mountPath": "/etc/cm", "readOnly": true, "subPath": "",
+                          "mountPropagation": "None", "recursiveReadOnly": "Disabled"},
+                         {"name": "tmp", "mountPath": "/tmp", "subPathExpr": "$(POD_IP)"}],
+        "volumeDevices": [{"name": "raw", "devicePath": "/dev/xvda"}],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 0, "host": "", "scheme": "HTTPS",
+                                      "httpHeaders": [{"name": "X", "value": ""}]},
+          "initialDelaySeconds": 3, "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1,
+          "failureThreshold": 3, "terminationGracePeriodSeconds": 0},
+        "readinessProbe": {"tcpSocket": {"port": "http"}},
+        "startupProbe": {"grpc": {"port": 0, "service": ""}},
+        "lifecycle": {"postStart": {"exec": {"command": ["echo"]}}, "preStop": {"sleep": {"seconds": 0}}},
+        "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "FallbackToLogsOnError",
+        "imagePullPolicy": "Always",
+        "securityContext": {"capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}, "privileged": false,
+          "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": false, "readOnlyRootFilesystem": false,
+          "allowPrivilegeEscalation": false, "procMount": "Default",
+          "seLinuxOptions": {"user": "u", "role": "r", "type": "t", "level": "l"},
+          "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}},
+        "stdin": true, "stdinOnce": true, "tty": true}]}}}}}}
+""")
+
+# Legacy discovery, enough for kubectl to map "cronjob" (create job --from looks it up).
+DISCOVERY = {
+    "/api": {"kind": "APIVersions", "versions": ["v1"],
+             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]},
+    "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+        {"name": "batch", "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
+         "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}}]},
+    "/api/v1": {"kind": "APIResourceList", "groupVersion": "v1", "resources": []},
+    "/apis/batch/v1": {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "batch/v1", "resources": [
+        {"name": "cronjobs", "singularName": "cronjob", "namespaced": True, "kind": "CronJob",
+         "verbs": ["create", "get", "list"], "shortNames": ["cj"]},
+        {"name": "jobs", "singularName": "job", "namespaced": True, "kind": "Job", "verbs": ["create", "get", "list"]}]},
+}
+
+
 class Recorder:
-    """A server that answers every POST with 201 and keeps its Content-Type and body."""
+    """A server that keeps every POST's Content-Type and body and answers 201; GETs see DISCOVERY and
+    SINK_CRONJOB."""
 
     def __init__(self) -> None:
         self.posts: list[tuple[str, str, bytes]] = []
@@ -393,6 +531,10 @@ class Recorder:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        if request.method == "GET" and request.path in DISCOVERY:
+            return web.json_response(DISCOVERY[request.path])
+        if request.method == "GET" and request.path == "/apis/batch/v1/namespaces/default/cronjobs/sink":
+            return web.json_response(SINK_CRONJOB)
         if request.method != "POST":
             return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                       "reason": "NotFound", "code": 404}, status=404)
@@ -449,6 +591,27 @@ async def test_kubectl_bodies_decode_to_what_kubectl_would_send_as_json(recorder
     dry_run = [*args[:cut], "--dry-run=client", "-o", "json", *args[cut:]]
     as_json = json.loads(await run_kubectl(recorder.kubeconfig, *dry_run))
     assert protobuf.decode(body) == as_json
+
+
+async def test_job_from_a_cronjob_carries_the_whole_template(recorder) -> None:
+    await run_kubectl(recorder.kubeconfig, "create", "job", "from-sink", "--from=cronjob/sink")
+    [(_, _, body)] = recorder.posts
+    job = protobuf.decode(body)
+    want = SINK_CRONJOB["spec"]["jobTemplate"]["spec"]
+    assert {k: job["spec"][k] for k in ("backoffLimit", "suspend", "completions", "podFailurePolicy")} == {
+        k: want[k] for k in ("backoffLimit", "suspend", "completions", "podFailurePolicy")}
+    pod, want_pod = job["spec"]["template"]["spec"], want["template"]["spec"]
+    for key in ("securityContext", "tolerations", "affinity", "topologySpreadConstraints", "dnsConfig",
+                "automountServiceAccountToken", "terminationGracePeriodSeconds", "runtimeClassName"):
+        assert pod[key] == want_pod[key], key
+    assert pod["volumes"][0] == want_pod["volumes"][0]  # configMap: inline name, defaultMode 0, optional false
+    [c], [want_c] = pod["containers"], want_pod["containers"]
+    for key in ("ports", "envFrom", "securityContext", "startupProbe", "lifecycle", "resizePolicy"):
+        assert c[key] == want_c[key], key
+    assert c["livenessProbe"]["httpGet"]["port"] == 0 and c["livenessProbe"]["terminationGracePeriodSeconds"] == 0
+    # Plain strings that are empty are unset, as Kubernetes' own JSON leaves them out.
+    assert c["env"][0] == {"name": "EMPTY"}
+    assert "subPath" not in c["volumeMounts"][0]
 
 
 async def test_one_captured_body_by_hand(recorder) -> None:
