@@ -156,17 +156,22 @@ class RuncDriver:
     # ---- sandboxes
 
     async def run_sandbox(self, spec: SandboxSpec) -> SandboxNetwork:
-        cni = await asyncio.to_thread(self._ensure_cni)
         ns = namespace_paths(self.root, spec.id, spec.host_network)
-        await asyncio.to_thread(spec.state_dir.mkdir, parents=True, exist_ok=True)
+
+        def prepare() -> CNI:
+            spec.state_dir.mkdir(parents=True, exist_ok=True)
+            return self._ensure_cni()
+        cni = await asyncio.to_thread(prepare)
         await create_namespaces(ns, spec.hostname or spec.name, self._shims)
         att = Attachment(ns.net, "", {}, [])
         try:
             if not spec.host_network:
                 att = await cni.attach(spec.id, ns.net, spec.port_mappings)
-            await asyncio.to_thread(self._save_network, spec, ns, att, True)
-            await asyncio.to_thread(write_pod_files, spec.state_dir, spec.hostname or spec.name,
-                                    spec.host_network, spec.dns, att.ip)
+
+            def save() -> None:
+                self._save_network(spec, ns, att, True)
+                write_pod_files(spec.state_dir, spec.hostname or spec.name, spec.host_network, spec.dns, att.ip)
+            await asyncio.to_thread(save)
         except BaseException:
             with contextlib.suppress(Exception):
                 if att.ip:

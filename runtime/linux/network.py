@@ -2,7 +2,7 @@
 
 The namespace is a bind mount of an nsfs file under ``<root>/netns/``. The CNI network is a
 bridge (``navarch0`` by default) with host-local IPAM over the pod CIDR, chained with portmap
-when the pod asks for host ports; a separate loopback invocation brings ``lo`` up. Plugins are
+when the pod asks for host ports (``lo`` is brought up when the namespace is made). Plugins are
 run as the CNI spec says (environment + config on stdin + result on stdout). The final result
 is kept by the caller and handed back to ``detach`` so DEL sees the same chain and prevResult.
 """
@@ -113,21 +113,18 @@ class CNI:
         return orjson.loads(out)
 
     async def attach(self, sandbox_id: str, netns: str, port_mappings: list[PortMapping]) -> Attachment:
-        """CNI ADD of lo and eth0 in ``netns``; on failure, whatever was added is deleted again."""
+        """CNI ADD of eth0 in ``netns`` (``lo`` is already up: the namespace's creator did that);
+        on failure, whatever was added is deleted again."""
         pm = [{"hostPort": p.host_port, "containerPort": p.container_port,
                "protocol": p.protocol.lower(), **({"hostIP": p.host_ip} if p.host_ip else {})}
               for p in port_mappings if p.host_port]
         chain = self.plugins(bool(pm))
-        loop_task = asyncio.ensure_future(self._invoke(
-            "ADD", {"type": "loopback"}, sandbox_id, netns, "lo", None, None))
         result: dict | None = None
         try:
             for plugin in chain:
                 rc = {"portMappings": pm} if plugin["type"] == "portmap" else None
                 result = await self._invoke("ADD", plugin, sandbox_id, netns, "eth0", result, rc)
-            await loop_task
         except BaseException:
-            loop_task.cancel()
             att = Attachment(netns, "", result or {}, pm)
             try:
                 await self.detach(sandbox_id, att)

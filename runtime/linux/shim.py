@@ -22,6 +22,7 @@ container's stdin (when it has one; with stdin_once, that client's EOF closes it
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import selectors
@@ -381,9 +382,22 @@ def close_inherited_fds() -> None:
 CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, MS_BIND = 0x08000000, 0x04000000, 0x40000000, 4096
 
 
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def loopback_up() -> None:
+    """``ip link set lo up`` in the current network namespace (what the CNI loopback plugin
+    does, without running a program for it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
 def make_namespaces(req: dict) -> int:
-    """Create a pod's persistent namespaces: unshare them, name the host in the new UTS one,
-    and bind-mount each onto its (existing, empty) file. Runs in a child that then exits."""
+    """Create a pod's persistent namespaces: unshare them, bring up ``lo`` in the new network
+    namespace, name the host in the new UTS one, and bind-mount each onto its (existing, empty)
+    file. Runs in a child of the factory that then exits."""
     libc = ctypes.CDLL(None, use_errno=True)
     kinds = [(k, req[k]) for k in ("net", "ipc", "uts") if req.get(k)]
     flags = 0
@@ -396,6 +410,8 @@ def make_namespaces(req: dict) -> int:
             raise OSError(err, f"{what}: {os.strerror(err)}")
 
     check(libc.unshare(flags), "unshare")
+    if req.get("net"):
+        loopback_up()
     if req.get("uts"):
         name = req["hostname"].encode()
         check(libc.sethostname(name, len(name)), "sethostname")
