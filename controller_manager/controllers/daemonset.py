@@ -46,6 +46,7 @@ PODS = "pods"
 NODES = "nodes"
 REVISION_HASH = "controller-revision-hash"
 TEMPLATE_GENERATION = "pod-template-generation"
+TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
 BURST = 250
 CONFLICT_RETRY = 0.05
 FAILED_POD_BACKOFF = 1.0          # seconds before a node's failed daemon pod is deleted again; doubles
@@ -147,12 +148,14 @@ def node_selected(spec: dict, node: dict) -> bool:
                for term in required.get("nodeSelectorTerms") or [])
 
 
-def should_run(ds: dict, node: dict) -> tuple[bool, bool]:
-    """(should a new daemon pod start on the node, may an existing one keep running)."""
+def should_run(ds: dict, node: dict, tolerations: list[dict] | None = None) -> tuple[bool, bool]:
+    """(should a new daemon pod start on the node, may an existing one keep running).
+    ``tolerations``: the daemon pod's, when the caller has them already."""
     spec = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
     if not node_selected(spec, node):
         return False, False
-    tolerations = daemon_tolerations(spec)
+    if tolerations is None:
+        tolerations = daemon_tolerations(spec)
     run = keep = True
     for taint in (node.get("spec") or {}).get("taints") or []:
         effect = taint.get("effect")
@@ -184,6 +187,13 @@ def surge_and_unavailable(ds: dict, desired: int) -> tuple[int, int]:
     if surge == 0 and unavailable == 0:
         unavailable = 1
     return surge, unavailable
+
+
+def template_generation(ds: dict) -> str:
+    """The generation of the DaemonSet's template: the API server's annotation when it keeps one,
+    else the object's generation."""
+    md = ds["metadata"]
+    return str((md.get("annotations") or {}).get(TEMPLATE_GENERATION_ANNOTATION) or md.get("generation") or 1)
 
 
 def _created(pod: dict) -> tuple[str, str]:
@@ -305,15 +315,18 @@ class DaemonSetController(Controller):
             if node is not None:
                 by_node.setdefault(node, []).append(p)
         nodes = self.node_informer.list()
+        tolerations = daemon_tolerations(((ds.get("spec") or {}).get("template") or {}).get("spec") or {})
+        # Node name -> (a new pod should start there, an existing one may stay), once per pass.
+        placement = {n["metadata"]["name"]: should_run(ds, n, tolerations) for n in nodes}
         failure = None
         retry: float | None = None
         if self.expectations.satisfied(key):
-            failure, retry = await self._manage(ds, key, nodes, by_node, hash_)
+            failure, retry = await self._manage(ds, key, placement, by_node, hash_)
         hashes_in_use = {meta.labels_of(p).get(REVISION_HASH) for p in pods}
         keep = {r["metadata"]["name"] for r in hist.revisions if history.hash_of(r) in hashes_in_use}
         keep.add(hist.update["metadata"]["name"])
         await history.truncate_history(self.client, ds, hist.revisions, keep)
-        await self._update_status(ds, nodes, by_node, hash_, hist.collision_count)
+        await self._update_status(ds, placement, by_node, hash_, hist.collision_count)
         if failure:
             raise RuntimeError(failure)
         waits = [w for w in (retry, self._next_availability_check(ds, pods)) if w is not None]
@@ -334,16 +347,15 @@ class DaemonSetController(Controller):
                         waits.append(since + min_ready - now)
         return max(min(waits), 0.001) + 0.001 if waits else None
 
-    async def _manage(self, ds: dict, key: str, nodes: list[dict], by_node: dict[str, list[dict]],
+    async def _manage(self, ds: dict, key: str, placement: dict[str, tuple[bool, bool]],
+                      by_node: dict[str, list[dict]],
                       hash_: str) -> tuple[str | None, float | None]:
         """Create and delete daemon pods for one pass: (the first error message, if any; seconds
         until a failed pod held back by its node's back-off may be deleted)."""
         to_create: list[str] = []
         to_delete: list[dict] = []
         retry: float | None = None
-        for node in nodes:
-            name = node["metadata"]["name"]
-            run, keep = should_run(ds, node)
+        for name, (run, keep) in placement.items():
             pods = by_node.get(name, [])
             live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
             if run and not pods:
@@ -365,8 +377,14 @@ class DaemonSetController(Controller):
                 to_delete += self._duplicates(ds, running, hash_)
             else:
                 to_delete += live
+        for name, pods in by_node.items():
+            if name not in placement:
+                # Waiting for a node that is gone: the scheduler could never place it. (Pods bound
+                # to a deleted node are the pod garbage collector's.)
+                to_delete += [p for p in pods if not (p.get("spec") or {}).get("nodeName")
+                              and not p["metadata"].get("deletionTimestamp")]
         if _rolling(ds) is not None:
-            more_create, more_delete = self._rolling_update(ds, nodes, by_node, hash_)
+            more_create, more_delete = self._rolling_update(ds, placement, by_node, hash_)
             to_create += [n for n in more_create if n not in to_create]
             to_delete += [p for p in more_delete if all(p is not q for q in to_delete)]
         err = await self._sync_nodes(ds, key, to_create, to_delete, hash_)
@@ -399,16 +417,12 @@ class DaemonSetController(Controller):
         ordered = sorted(running, key=_created)
         return ordered[1:]
 
-    def _rolling_update(self, ds: dict, nodes: list[dict], by_node: dict[str, list[dict]],
+    def _rolling_update(self, ds: dict, placement: dict[str, tuple[bool, bool]], by_node: dict[str, list[dict]],
                         hash_: str) -> tuple[list[str], list[dict]]:
         min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
         now = self._now()
-        eligible = []
-        for node in nodes:
-            run, keep = should_run(ds, node)
-            if run or keep:
-                eligible.append(node["metadata"]["name"])
-        desired = sum(1 for node in nodes if should_run(ds, node)[0])
+        eligible = [name for name, (run, keep) in placement.items() if run or keep]
+        desired = sum(1 for run, _ in placement.values() if run)
         surge, max_unavailable = surge_and_unavailable(ds, desired)
         create: list[str] = []
         delete: list[dict] = []
@@ -495,7 +509,7 @@ class DaemonSetController(Controller):
 
     async def _create(self, ds: dict, key: str, node_name: str, hash_: str) -> str | None:
         template = (ds.get("spec") or {}).get("template") or {}
-        generation = str(ds["metadata"].get("generation") or 1)
+        generation = template_generation(ds)
         pod = pod_from_template(template, ds, extra_labels={REVISION_HASH: hash_, TEMPLATE_GENERATION: generation})
         pod["spec"] = pin_to_node(pod.get("spec") or {}, node_name)
         pod["spec"]["tolerations"] = daemon_tolerations(pod["spec"])
@@ -525,14 +539,14 @@ class DaemonSetController(Controller):
 
     # --- status --------------------------------------------------------------------------
 
-    def calculate_status(self, ds: dict, nodes: list[dict], by_node: dict[str, list[dict]], hash_: str,
+    def calculate_status(self, ds: dict, placement: dict[str, tuple[bool, bool]], by_node: dict[str, list[dict]],
+                         hash_: str,
                          collision_count: int) -> dict:
         min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
         now = self._now()
         desired = current = misscheduled = ready = available = updated = 0
-        for node in nodes:
-            run, _ = should_run(ds, node)
-            pods = [p for p in by_node.get(node["metadata"]["name"], [])
+        for name, (run, _) in placement.items():
+            pods = [p for p in by_node.get(name, [])
                     if not (p["metadata"].get("deletionTimestamp")
                             and (p.get("status") or {}).get("phase") in ("Succeeded", "Failed"))]
             if not run:
@@ -568,9 +582,10 @@ class DaemonSetController(Controller):
         return {k: v for k, v in status.items() if v or k in ("currentNumberScheduled", "numberMisscheduled",
                                                                 "desiredNumberScheduled", "numberReady")}
 
-    async def _update_status(self, ds: dict, nodes: list[dict], by_node: dict[str, list[dict]], hash_: str,
+    async def _update_status(self, ds: dict, placement: dict[str, tuple[bool, bool]],
+                             by_node: dict[str, list[dict]], hash_: str,
                              collision_count: int) -> None:
-        status = self.calculate_status(ds, nodes, by_node, hash_, collision_count)
+        status = self.calculate_status(ds, placement, by_node, hash_, collision_count)
         if status == (ds.get("status") or {}):
             return
         obj = {k: v for k, v in ds.items() if k != "status"}

@@ -182,8 +182,12 @@ class StatefulSetController(Controller):
         update = hist.update
         current_name = (sts.get("status") or {}).get("currentRevision")
         current = next((r for r in hist.revisions if r["metadata"]["name"] == current_name), update)
-        pods = await claim(self.client, PODS, sts, candidates(self.pod_informer, sts), selector_of(sts))
         name = sts["metadata"]["name"]
+        uid = sts["metadata"]["uid"]
+        # Only pods named as members may be adopted; owned pods are looked at whatever their name.
+        mine = [p for p in candidates(self.pod_informer, sts)
+                if ordinal_of(name, p) is not None or (controller_ref(p) or {}).get("uid") == uid]
+        pods = await claim(self.client, PODS, sts, mine, selector_of(sts))
         replicas = int((sts.get("spec") or {}).get("replicas") or 0)
         first = start_ordinal(sts)
         slots: dict[int, dict] = {}
