@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -60,7 +61,11 @@ _QUANTITY = "k8s.io.apimachinery.pkg.api.resource.Quantity"
 _INT_OR_STRING = "k8s.io.apimachinery.pkg.util.intstr.IntOrString"
 _RAW_EXTENSION = "k8s.io.apimachinery.pkg.runtime.RawExtension"
 
-_options_cache: dict[FieldDescriptor, tuple[bool, bool]] = {}
+# How each field becomes JSON, worked out once per field from its descriptor and options.
+_SCALAR, _MESSAGE, _INLINE, _LIST, _MAP = range(5)
+Converter = Callable[[Any, str], Any]
+_plans: dict[FieldDescriptor, tuple[str, int, bool, Converter | None]] = {}
+_OMIT = object()  # a zero IntOrString: JSON leaves it out unless the field is keep_zero
 
 
 def is_protobuf(media_type: str) -> bool:
@@ -91,6 +96,12 @@ def decode(body: bytes) -> dict:
                                    f"send it as application/json or application/yaml")
     msg = cls()
     _parse(msg, envelope.raw, f"{kind} ({api_version})")
+    size = msg.ByteSize()
+    msg.DiscardUnknownFields()
+    if msg.ByteSize() != size:  # something we do not describe: find it again to name it
+        fresh = cls()
+        fresh.ParseFromString(envelope.raw)
+        _refuse_unknown(fresh, "")
     obj: dict[str, Any] = {"apiVersion": api_version, "kind": kind}
     obj.update(_message(msg, ""))
     return obj
@@ -103,95 +114,104 @@ def _parse(msg: Message, data: bytes, what: str) -> None:
         raise BadRequest(f"error decoding protobuf body: {what} is malformed: {e}") from None
 
 
-def _options(field: FieldDescriptor) -> tuple[bool, bool]:
-    """(keep_zero, inline) of a field, read once from its options in options.proto."""
-    opts = _options_cache.get(field)
-    if opts is None:
-        ext = field.GetOptions().Extensions
-        opts = _options_cache[field] = (bool(ext[options_pb2.keep_zero]), bool(ext[options_pb2.inline]))
-    return opts
-
-
-def _keep_zero(field: FieldDescriptor) -> bool:
-    return _options(field)[0]
-
-
-def _message(msg: Message, path: str) -> dict[str, Any]:
+def _refuse_unknown(msg: Message, path: str) -> None:
+    """Raise BadRequest naming the first message under ``msg`` that carries fields we do not describe."""
     unknown = UnknownFieldSet(msg)
     if len(unknown):
         numbers = ", ".join(str(f.field_number) for f in unknown)
-        where = path or "the object"
-        raise BadRequest(f"{where}: protobuf field(s) {numbers} of {msg.DESCRIPTOR.name} are not "
-                         f"understood by this server")
+        raise BadRequest(f"{path or 'the object'}: protobuf field(s) {numbers} of {msg.DESCRIPTOR.name} "
+                         f"are not understood by this server")
+    for field, value in msg.ListFields():
+        if field.message_type is None:
+            continue
+        sub = f"{path}.{field.name}" if path else field.name
+        if not field.is_repeated:
+            _refuse_unknown(value, sub)
+        elif field.message_type.GetOptions().map_entry:
+            if field.message_type.fields_by_name["value"].message_type is not None:
+                for k, v in value.items():
+                    _refuse_unknown(v, f"{sub}[{k}]")
+        else:
+            for i, v in enumerate(value):
+                _refuse_unknown(v, f"{sub}[{i}]")
+
+
+def _plan(field: FieldDescriptor) -> tuple[str, int, bool, Converter | None]:
+    """(JSON name, shape, keep_zero, converter of the value or of each element; None: as is)."""
+    plan = _plans.get(field)
+    if plan is None:
+        ext = field.GetOptions().Extensions
+        keep, inline = bool(ext[options_pb2.keep_zero]), bool(ext[options_pb2.inline])
+        mt = field.message_type
+        if field.is_repeated and mt is not None and mt.GetOptions().map_entry:
+            plan = (field.name, _MAP, keep, _element(mt.fields_by_name["value"]))
+        elif field.is_repeated:
+            plan = (field.name, _LIST, keep, _element(field))
+        elif mt is not None:
+            plan = (field.name, _INLINE if inline else _MESSAGE, keep, _converter(mt))
+        else:
+            plan = (field.name, _SCALAR, keep, _element(field))
+        _plans[field] = plan
+    return plan
+
+
+def _element(field: FieldDescriptor) -> Converter | None:
+    if field.message_type is not None:
+        convert = _converter(field.message_type)
+
+        def element(value: Any, path: str) -> Any:
+            result = convert(value, path)
+            return 0 if result is _OMIT else result
+        return element
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return _base64
+    return None
+
+
+def _converter(desc: Descriptor) -> Converter:
+    """The JSON form of one message type: Kubernetes' special shapes, or an object."""
+    return _SPECIAL.get(desc.full_name, _message)
+
+
+def _message(msg: Message, path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for field in msg.DESCRIPTOR.fields:
-        name = field.name
-        sub = f"{path}.{name}" if path else name
-        value = getattr(msg, name)
-        if field.is_repeated:
-            if not len(value):
-                continue
-            if field.message_type is not None and field.message_type.GetOptions().map_entry:
-                out[name] = _map(field.message_type, value, sub)
-            else:
-                out[name] = [_value(field, v, f"{sub}[{i}]") for i, v in enumerate(value)]
-            continue
-        if field.message_type is not None:
-            if not msg.HasField(name):
-                continue
-            if _options(field)[1]:
-                out.update(_message(value, path))
-                continue
-            converted = _special(field.message_type, value, sub)
-            if converted is _OMIT:
-                if not _keep_zero(field):
+    for field, value in msg.ListFields():
+        name, shape, keep, convert = _plan(field)
+        if shape == _SCALAR:
+            if value or keep:
+                out[name] = convert(value, path) if convert else value
+        elif shape == _MESSAGE:
+            result = convert(value, f"{path}.{name}" if path else name)
+            if result is _OMIT:
+                if not keep:
                     continue
-                converted = 0
-            out[name] = converted
-            continue
-        if not msg.HasField(name):
-            continue
-        if not value and not _keep_zero(field):
-            continue
-        out[name] = _value(field, value, sub)
+                result = 0
+            out[name] = result
+        elif shape == _INLINE:
+            out.update(convert(value, path))
+        elif shape == _LIST:
+            if convert is None:
+                out[name] = list(value)
+            else:
+                sub = f"{path}.{name}" if path else name
+                out[name] = [convert(v, f"{sub}[{i}]") for i, v in enumerate(value)]
+        else:
+            if convert is None:
+                out[name] = dict(value)
+            else:
+                sub = f"{path}.{name}" if path else name
+                out[name] = {k: convert(v, f"{sub}[{k}]") for k, v in value.items()}
     return out
 
 
-_OMIT = object()
+def _base64(value: bytes, path: str) -> str:
+    return base64.b64encode(value).decode("ascii")
 
 
-def _special(desc: Descriptor, value: Message, path: str) -> Any:
-    """A message's JSON value; _OMIT for a zero IntOrString, which JSON leaves out unless kept."""
-    full = desc.full_name
-    if full in (_TIME, _MICRO_TIME):
-        return _time(value, micro=full == _MICRO_TIME)
-    if full == _QUANTITY:
-        return value.string
-    if full == _INT_OR_STRING:
-        if value.type == 1:
-            return value.strVal
-        return value.intVal if value.intVal else _OMIT
-    if full == _DURATION:
-        return _duration(value.duration)
-    if full == _FIELDS_V1:
-        return _json(value.Raw, path)
-    if full == _RAW_EXTENSION:
-        return _raw_extension(value.raw, path)
-    return _message(value, path)
-
-
-def _value(field: FieldDescriptor, value: Any, path: str) -> Any:
-    if field.message_type is not None:
-        converted = _special(field.message_type, value, path)
-        return 0 if converted is _OMIT else converted
-    if field.type == FieldDescriptor.TYPE_BYTES:
-        return base64.b64encode(value).decode("ascii")
-    return value
-
-
-def _map(entry: Descriptor, value: Any, path: str) -> dict[str, Any]:
-    vfield = entry.fields_by_name["value"]
-    return {k: _value(vfield, value[k], f"{path}[{k}]") for k in value}
+def _int_or_string(value: Message, path: str) -> Any:
+    if value.type == 1:
+        return value.strVal
+    return value.intVal if value.intVal else _OMIT
 
 
 def _time(value: Message, micro: bool) -> str | None:
@@ -247,3 +267,14 @@ def _raw_extension(raw: bytes, path: str) -> Any:
     if raw.startswith(MAGIC):
         return decode(raw)
     return _json(raw, path)
+
+
+_SPECIAL: dict[str, Converter] = {
+    _TIME: lambda v, p: _time(v, micro=False),
+    _MICRO_TIME: lambda v, p: _time(v, micro=True),
+    _DURATION: lambda v, p: _duration(v.duration),
+    _QUANTITY: lambda v, p: v.string,
+    _INT_OR_STRING: _int_or_string,
+    _FIELDS_V1: lambda v, p: _json(v.Raw, p),
+    _RAW_EXTENSION: lambda v, p: _raw_extension(v.raw, p),
+}
