@@ -200,7 +200,8 @@ async def run_meta(ctx: Ctx) -> int:
         if failed:
             continue
         if not change:
-            _emit(ctx, info, name, live, f"not {'labeled' if a.verb == 'label' else 'annotated'}")
+            # kubectl says "not labeled" but reports an annotate that changed nothing as done.
+            _emit(ctx, info, name, live, "not labeled" if a.verb == "label" else "annotated")
             continue
         patch: dict[str, Any] = {"metadata": {field: change}}
         if a.resource_version:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from api import errors
+from api import errors, quantity
 from api.registry import ResourceInfo
 from cli import manifests
 from cli.context import CLIError, Ctx, Failed, info_for, split_targets
-from cli.printing import age, layout, parse_time
+from cli.printing import age, parse_time
 from client.rest import Client
 
 B = argparse.BooleanOptionalAction
@@ -36,12 +36,13 @@ class Report:
     def __init__(self) -> None:
         self.lines: list[list[str]] = []
 
-    def add(self, level: int, key: str, value: Any = None) -> None:
+    def add(self, level: int, key: str, value: Any = None, *, raw: bool = False) -> None:
+        """A ``key: value`` line (a title line when value is None); ``raw`` prints "" as is."""
         indent = "  " * level
         if value is None:
             self.lines.append([indent + key])
         else:
-            self.lines.append([indent + key, _text(value)])
+            self.lines.append([indent + key, str(value) if raw else _text(value)])
 
     def multi(self, level: int, key: str, values: list[str]) -> None:
         """``Labels:  a=b`` then one more line per extra value, aligned under the first."""
@@ -53,9 +54,11 @@ class Report:
             self.lines.append(["  " * level, v])
 
     def table(self, level: int, rows: list[list[str]]) -> None:
+        """Rows of cells, aligned by ``render`` together with neighbouring tabbed lines, as
+        kubectl's describers write tables into the same tabwriter."""
         indent = "  " * level
-        for line in layout(rows):
-            self.lines.append([indent + line.rstrip()])
+        for row in rows:
+            self.lines.append([indent + row[0], *row[1:]] if row else [indent])
 
     def render(self, pad: int = 2) -> str:
         lines = self.lines
@@ -93,8 +96,12 @@ def _kv(d: dict[str, str] | None) -> list[str]:
     return [f"{k}={v}" for k, v in sorted((d or {}).items())]
 
 
+# kubectl leaves this one out of describe: it repeats the manifest.
+HIDDEN_ANNOTATIONS = {"kubectl.kubernetes.io/last-applied-configuration"}
+
+
 def _annotations(d: dict[str, str] | None) -> list[str]:
-    return [f"{k}: {v}" for k, v in sorted((d or {}).items())]
+    return [f"{k}: {v}" for k, v in sorted((d or {}).items()) if k not in HIDDEN_ANNOTATIONS]
 
 
 def _time(ts: str | None) -> str:
@@ -252,19 +259,24 @@ def _env(r: Report, level: int, c: dict[str, Any]) -> None:
 
 
 def _containers(r: Report, level: int, title: str, containers: list[dict[str, Any]],
-                statuses: dict[str, dict[str, Any]] | None) -> None:
+                statuses: dict[str, dict[str, Any]] | None, *, template: bool = False) -> None:
     if not containers:
         return
     r.add(level, title)
     for c in containers:
         st = (statuses or {}).get(c.get("name", ""))
-        r.add(level + 1, f"{c.get('name')}:")
-        lv = level + 2
-        if statuses is not None:
-            r.add(lv, "Container ID:", (st or {}).get("containerID", ""))
+        if template:
+            # kubectl's pod-template layout: names one space in, their fields one level in.
+            r.lines.append(["  " * level + f" {c.get('name')}:"])
+            lv = level + 1
+        else:
+            r.add(level + 1, f"{c.get('name')}:")
+            lv = level + 2
+        if st is not None:
+            r.add(lv, "Container ID:", st.get("containerID", ""), raw=True)
         r.add(lv, "Image:", c.get("image"))
-        if statuses is not None:
-            r.add(lv, "Image ID:", (st or {}).get("imageID", ""))
+        if st is not None:
+            r.add(lv, "Image ID:", st.get("imageID", ""), raw=True)
         port, host = _ports(c)
         r.add(lv, "Ports:" if len(c.get("ports") or []) > 1 else "Port:", port)
         r.add(lv, "Host Ports:" if len(c.get("ports") or []) > 1 else "Host Port:", host)
@@ -273,12 +285,12 @@ def _containers(r: Report, level: int, title: str, containers: list[dict[str, An
                 r.add(lv, t)
                 for part in c[key]:
                     r.lines.append(["  " * (lv + 1) + str(part)])
-        if statuses is not None:
-            _container_state(r, lv, "State:", (st or {}).get("state"))
-            if (st or {}).get("lastState"):
+        if st is not None:
+            _container_state(r, lv, "State:", st.get("state"))
+            if st.get("lastState"):
                 _container_state(r, lv, "Last State:", st["lastState"])
-            r.add(lv, "Ready:", "True" if (st or {}).get("ready") else "False")
-            r.add(lv, "Restart Count:", (st or {}).get("restartCount", 0))
+            r.add(lv, "Ready:", "True" if st.get("ready") else "False")
+            r.add(lv, "Restart Count:", st.get("restartCount", 0))
         _resources(r, lv, c)
         _env(r, lv, c)
         mounts = c.get("volumeMounts") or []
@@ -289,6 +301,20 @@ def _containers(r: Report, level: int, title: str, containers: list[dict[str, An
                 r.lines.append(["  " * (lv + 1) + f"{m.get('mountPath')} from {m.get('name')} ({mode})"])
         else:
             r.add(lv, "Mounts:", "<none>")
+
+
+# How kubectl titles the common volume sources, and the fields it lists for each.
+VOLUME_TYPES: dict[str, tuple[str, list[tuple[str, str, Any]]]] = {
+    "emptyDir": ("EmptyDir (a temporary directory that shares a pod's lifetime)",
+                 [("Medium:", "medium", ""), ("SizeLimit:", "sizeLimit", "<unset>")]),
+    "configMap": ("ConfigMap (a volume populated by a ConfigMap)",
+                  [("Name:", "name", ""), ("Optional:", "optional", "false")]),
+    "secret": ("Secret (a volume populated by a Secret)",
+               [("SecretName:", "secretName", ""), ("Optional:", "optional", "false")]),
+    "hostPath": ("HostPath (bare host directory volume)", [("Path:", "path", ""), ("HostPathType:", "type", "")]),
+    "persistentVolumeClaim": ("PersistentVolumeClaim (a reference to a PersistentVolumeClaim in the same "
+                              "namespace)", [("ClaimName:", "claimName", ""), ("ReadOnly:", "readOnly", "false")]),
+}
 
 
 def _volumes(r: Report, level: int, volumes: list[dict[str, Any]]) -> None:
@@ -303,7 +329,13 @@ def _volumes(r: Report, level: int, volumes: list[dict[str, Any]]) -> None:
             continue
         kind = kinds[0]
         src = v.get(kind) or {}
-        r.add(level + 2, "Type:", f"{kind[0].upper()}{kind[1:]} ")
+        known = VOLUME_TYPES.get(kind)
+        if known:
+            r.add(level + 2, "Type:", known[0])
+            for title, key, default in known[1]:
+                r.add(level + 2, title, src.get(key, default), raw=True)
+            continue
+        r.add(level + 2, "Type:", f"{kind[0].upper()}{kind[1:]}")
         for k, val in src.items():
             if not isinstance(val, dict | list):
                 r.add(level + 2, f"{k[0].upper()}{k[1:]}:", val)
@@ -317,7 +349,8 @@ def _pod_template(r: Report, level: int, template: dict[str, Any]) -> None:
         r.multi(level + 1, "Annotations:", _annotations(meta.get("annotations")))
     if spec.get("serviceAccountName"):
         r.add(level + 1, "Service Account:", spec["serviceAccountName"])
-    _containers(r, level + 1, "Containers:", spec.get("containers") or [], None)
+    _containers(r, level + 1, "Init Containers:", spec.get("initContainers") or [], None, template=True)
+    _containers(r, level + 1, "Containers:", spec.get("containers") or [], None, template=True)
     _volumes(r, level + 1, spec.get("volumes") or [])
     if spec.get("nodeSelector"):
         r.multi(level + 1, "Node-Selectors:", _kv(spec["nodeSelector"]))
@@ -365,7 +398,7 @@ async def describe_pod(client: Client, info: ResourceInfo, pod: dict[str, Any], 
         r.add(0, "Priority Class Name:", spec["priorityClassName"])
     r.add(0, "Service Account:", spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
     node = spec.get("nodeName")
-    r.add(0, "Node:", f"{node}/{status['hostIP']}" if node and status.get("hostIP") else (node or "<none>"))
+    r.add(0, "Node:", f"{node}/{status.get('hostIP', '')}" if node else "<none>")
     if status.get("startTime"):
         r.add(0, "Start Time:", _time(status["startTime"]))
     r.multi(0, "Labels:", _kv(meta.get("labels")))
@@ -380,7 +413,7 @@ async def describe_pod(client: Client, info: ResourceInfo, pod: dict[str, Any], 
         r.add(0, "Reason:", status["reason"])
     if status.get("message"):
         r.add(0, "Message:", status["message"])
-    r.add(0, "IP:", status.get("podIP") or "")
+    r.add(0, "IP:", status.get("podIP") or "", raw=True)
     ips = [x.get("ip") for x in status.get("podIPs") or [] if x.get("ip")]
     if ips:
         r.add(0, "IPs:")
@@ -396,7 +429,7 @@ async def describe_pod(client: Client, info: ResourceInfo, pod: dict[str, Any], 
     conds = status.get("conditions") or []
     if conds:
         r.add(0, "Conditions:")
-        r.table(1, [["Type", "Status"]] + [[c.get("type", ""), c.get("status", "")] for c in conds])
+        r.table(1, [["Type", "Status"]] + [[f"{c.get('type', '')} ", f"{c.get('status', '')} "] for c in conds])
     _volumes(r, 0, spec.get("volumes") or [])
     if status.get("qosClass"):
         r.add(0, "QoS Class:", status["qosClass"])
@@ -477,12 +510,13 @@ async def describe_deployment(client: Client, info: ResourceInfo, d: dict[str, A
     if conds:
         r.add(0, "Conditions:")
         r.table(1, [["Type", "Status", "Reason"], ["----", "------", "------"]]
-                + [[c.get("type", ""), c.get("status", ""), c.get("reason", "")] for c in conds])
+                + [[f"{c.get('type', '')} ", c.get("status", ""), c.get("reason", "")] for c in conds])
     sets = await owned_replicasets(client, d)
     new = new_replicaset(d, sets)
     old = [rs for rs in sets if rs is not new and (rs.get("spec") or {}).get("replicas", 0) > 0]
-    r.add(0, "OldReplicaSets:", ", ".join(_rs_brief(rs) for rs in old) or "<none>")
-    r.add(0, "NewReplicaSet:", _rs_brief(new) if new else "<none>")
+    if old or new:
+        r.add(0, "OldReplicaSets:", ", ".join(_rs_brief(rs) for rs in old) or "<none>")
+        r.add(0, "NewReplicaSet:", _rs_brief(new) if new else "<none>")
 
 
 async def describe_replicaset(client: Client, info: ResourceInfo, rs: dict[str, Any], r: Report) -> None:
@@ -532,8 +566,9 @@ async def describe_node(client: Client, info: ResourceInfo, node: dict[str, Any]
         r.add(0, "Conditions:")
         rows = [["Type", "Status", "LastHeartbeatTime", "LastTransitionTime", "Reason", "Message"],
                 ["----", "------", "-----------------", "------------------", "------", "-------"]]
-        rows += [[c.get("type", ""), c.get("status", ""), _time(c.get("lastHeartbeatTime")),
-                  _time(c.get("lastTransitionTime")), c.get("reason", ""), c.get("message", "")] for c in conds]
+        rows += [[f"{c.get('type', '')} ", f"{c.get('status', '')} ", f"{_time(c.get('lastHeartbeatTime'))} ",
+                  f"{_time(c.get('lastTransitionTime'))} ", f"{c.get('reason', '')} ", c.get("message", "")]
+                 for c in conds]
         r.table(1, rows)
     addrs = st.get("addresses") or []
     if addrs:
@@ -554,7 +589,7 @@ async def describe_node(client: Client, info: ResourceInfo, node: dict[str, Any]
                            ("Operating System", "operatingSystem"), ("Architecture", "architecture"),
                            ("Container Runtime Version", "containerRuntimeVersion"),
                            ("Kubelet Version", "kubeletVersion"), ("Kube-Proxy Version", "kubeProxyVersion")):
-            r.add(1, f"{title}:", ni.get(key, ""))
+            r.add(1, f"{title}:", ni.get(key, ""), raw=True)
     if spec.get("podCIDR"):
         r.add(0, "PodCIDR:", spec["podCIDR"])
     try:
@@ -563,21 +598,45 @@ async def describe_node(client: Client, info: ResourceInfo, node: dict[str, Any]
                  if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
     except errors.StatusError:
         items = []
+    allocatable = st.get("allocatable") or {}
     r.add(0, "Non-terminated Pods:", f"({len(items)} in total)")
-    if items:
-        rows = [["Namespace", "Name", "CPU Requests", "Memory Requests", "Age"],
-                ["---------", "----", "------------", "---------------", "---"]]
-        for p in items:
-            req: dict[str, list[str]] = {"cpu": [], "memory": []}
-            for c in (p.get("spec") or {}).get("containers") or []:
-                for k in req:
-                    v = ((c.get("resources") or {}).get("requests") or {}).get(k)
-                    if v:
-                        req[k].append(str(v))
-            pm = p.get("metadata") or {}
-            rows.append([pm.get("namespace", ""), pm.get("name", ""), "+".join(req["cpu"]) or "0",
-                         "+".join(req["memory"]) or "0", age(pm.get("creationTimestamp"))])
-        r.table(1, rows)
+    rows = [["Namespace", "Name", "", "CPU Requests", "CPU Limits", "Memory Requests", "Memory Limits", "Age"],
+            ["---------", "----", "", "------------", "----------", "---------------", "-------------", "---"]]
+    totals: dict[tuple[str, str], list[str]] = {}
+    for p in items:
+        pm = p.get("metadata") or {}
+        sums = {(kind, res): _pod_total(p, kind, res) for kind in ("requests", "limits")
+                for res in ("cpu", "memory")}
+        for key, values in sums.items():
+            totals.setdefault(key, []).extend(values)
+        rows.append([pm.get("namespace", ""), pm.get("name", ""), ""]
+                    + [_amount(sums[(k, res)], allocatable.get(res)) for res in ("cpu", "memory")
+                       for k in ("requests", "limits")] + [age(pm.get("creationTimestamp"))])
+    r.table(1, rows)
+    r.add(0, "Allocated resources:")
+    r.add(1, "(Total limits may be over 100 percent, i.e., overcommitted.)")
+    res_rows = [["Resource", "Requests", "Limits"], ["--------", "--------", "------"]]
+    for res in ("cpu", "memory", "ephemeral-storage"):
+        res_rows.append([res] + [_amount(totals.get((k, res)) or [], allocatable.get(res))
+                                 for k in ("requests", "limits")])
+    r.table(1, res_rows)
+
+
+def _pod_total(pod: dict[str, Any], kind: str, res: str) -> list[str]:
+    return [str(v) for c in (pod.get("spec") or {}).get("containers") or []
+            if (v := ((c.get("resources") or {}).get(kind) or {}).get(res)) is not None]
+
+
+def _amount(values: list[str], allocatable: Any) -> str:
+    """``350m (8%)``: the sum of quantities and its share of the node's allocatable."""
+    try:
+        total = sum((quantity.parse(v) for v in values), start=quantity.parse(0))
+        text = quantity.format_value(total, quantity.format_of(values[0])) if values else "0"
+        alloc = quantity.parse(allocatable) if allocatable is not None else 0
+    except ValueError:
+        return "+".join(values) or "0"
+    share = int(total * 100 / alloc) if alloc else 0
+    return f"{text} ({share}%)"
 
 
 async def describe_service(client: Client, info: ResourceInfo, svc: dict[str, Any], r: Report) -> None:
@@ -626,10 +685,6 @@ async def describe_namespace(client: Client, info: ResourceInfo, ns: dict[str, A
     r.multi(0, "Labels:", _kv(meta.get("labels")))
     r.multi(0, "Annotations:", _annotations(meta.get("annotations")))
     r.add(0, "Status:", (ns.get("status") or {}).get("phase", "Active"))
-    r.add(0, "")
-    r.add(0, "No resource quota.")
-    r.add(0, "")
-    r.add(0, "No LimitRange resource.")
 
 
 def _generic_value(r: Report, level: int, key: str, value: Any) -> None:
