@@ -8,8 +8,9 @@ rest of the server never sees protobuf. Responses stay JSON: clients that send p
 The JSON form follows Kubernetes' rules: proto field names are the JSON names; a zero scalar is
 omitted unless its field is marked ``keep_zero``, and an ``inline`` field's members join its parent
 (see ``proto/k8s/options.proto``); empty lists and maps are omitted; a present message is kept
-even when empty (``"resources": {}``); bytes are base64; Quantity, IntOrString, Time, MicroTime, Duration, FieldsV1 and RawExtension take their
-JSON shapes. Fields this server does not describe are an error, never silently dropped.
+even when empty (``"resources": {}``); bytes are base64; Quantity, IntOrString, Time, MicroTime,
+Duration, FieldsV1 and RawExtension take their JSON shapes. Fields this server does not describe
+are an error, never silently dropped.
 """
 
 from __future__ import annotations
@@ -68,10 +69,6 @@ _plans: dict[FieldDescriptor, tuple[str, int, bool, Converter | None]] = {}
 _OMIT = object()  # a zero IntOrString: JSON leaves it out unless the field is keep_zero
 
 
-def is_protobuf(media_type: str) -> bool:
-    return media_type == MEDIA_TYPE
-
-
 def decode(body: bytes) -> dict:
     """The JSON dict of a protobuf-enveloped object.
 
@@ -123,6 +120,9 @@ def _refuse_unknown(msg: Message, path: str) -> None:
                          f"are not understood by this server")
     for field, value in msg.ListFields():
         if field.message_type is None:
+            continue
+        if _plan(field)[1] == _INLINE:
+            _refuse_unknown(value, path)
             continue
         sub = f"{path}.{field.name}" if path else field.name
         if not field.is_repeated:

@@ -342,6 +342,17 @@ def test_truncated_object_is_bad_request() -> None:
         protobuf.decode(protobuf.MAGIC + unknown.SerializeToString())
 
 
+def test_unknown_fields_inside_an_inline_member_are_named_by_json_path() -> None:
+    probe = core_pb2.Probe(periodSeconds=1)
+    probe.handler.CopyFrom(core_pb2.ProbeHandler.FromString(
+        _with_unknown_field(core_pb2.ProbeHandler(exec=core_pb2.ExecAction(command=["true"])), 77)))
+    pod = core_pb2.Pod(metadata=meta("p"))
+    pod.spec.containers.append(container(livenessProbe=probe))
+    with pytest.raises(BadRequest) as info:
+        protobuf.decode(envelope(pod, "v1", "Pod"))
+    assert info.value.message.startswith("spec.containers[0].livenessProbe: protobuf field(s) 77 of ProbeHandler")
+
+
 def test_fields_we_do_not_describe_are_refused_with_their_place() -> None:
     raw_container = _with_unknown_field(container(), 99)
     spec = core_pb2.PodSpec()
