@@ -95,8 +95,9 @@ class Simulator:
                 await asyncio.wait_for(self.recorder.flush(), 5)
             await self.recorder.stop(flush=False)
         if self.cfg.cleanup:
+            count = len(self.nodes.uids)
             await self.nodes.delete_all()
-            log.info("simulated nodes deleted", count=self.cfg.count)
+            log.info("simulated nodes deleted", count=count)
 
     async def run(self) -> None:
         """Start, then run until cancelled; stop on the way out."""

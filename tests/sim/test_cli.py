@@ -134,3 +134,18 @@ def test_bad_flags_are_refused_with_the_flag_named(capsys):
                        (["--memory", "lots"], "--memory"), (["--restart-backoff", "soon"], "--restart-backoff")):
         assert main(argv) == 2
         assert flag in capsys.readouterr().err
+
+
+async def test_a_foreign_node_of_the_same_name_stops_the_process(client, apiserver, request, tmp_path):
+    name = short_name(request) + "-0"
+    await client.create("nodes", {"metadata": {"name": name}})
+    try:
+        sim = SimProcess(apiserver.kubeconfig, tmp_path / "sim.log", "--count", "1", "--name-prefix",
+                         short_name(request) + "-", "--cleanup")
+        async with running(sim):
+            code = await asyncio.to_thread(sim.proc.wait, 60)
+        assert code == 1, sim.log()
+        assert "not a simulated node" in sim.log()
+        assert not await gone(client, "nodes", name), "a node it refused is never deleted"
+    finally:
+        await client.delete("nodes", name)
