@@ -181,11 +181,17 @@ def deployment(replicas: int, image: str) -> dict:
                                            "terminationGracePeriodSeconds": 0}}}}
 
 
+RUNNING: list[Proc] = []
+
+
 async def wait_for(check, what: str, timeout: float, every: float = 0.5) -> float:
     t0 = time.perf_counter()
     while True:
         if await check():
             return time.perf_counter() - t0
+        dead = [p.name for p in RUNNING if not p.alive()]
+        if dead:
+            raise TimeoutError(f"{what}: {', '.join(dead)} exited")
         if time.perf_counter() - t0 > timeout:
             raise TimeoutError(f"{what}: not done after {timeout:.0f} s")
         await asyncio.sleep(every)
@@ -226,7 +232,7 @@ def queue_figures(text: str) -> list[str]:
 
 
 async def run(args: argparse.Namespace, url: str, kubeconfig: str, log_dir: Path) -> None:
-    procs: list[Proc] = []
+    procs = RUNNING
     nodes: BuiltinNodes | None = None
     cm_port = free_port()
     async with Client(url, timeout=120) as client:
@@ -236,8 +242,10 @@ async def run(args: argparse.Namespace, url: str, kubeconfig: str, log_dir: Path
                 sim = "navarch" if simulator_installed() else "builtin"
             t0 = time.perf_counter()
             if sim == "navarch":
+                # A /24 of pod addresses per node: 1000 nodes need more than a /16.
                 procs.append(Proc("simulate-nodes", ["simulate-nodes", "--kubeconfig", kubeconfig, "--count",
-                                                     str(args.nodes), "--max-inflight", "64"], log_dir))
+                                                     str(args.nodes), "--pod-cidr", "10.64.0.0/10",
+                                                     "--max-inflight", "64"], log_dir))
             else:
                 nodes = BuiltinNodes(client, args.nodes)
                 await nodes.start()
