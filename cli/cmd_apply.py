@@ -97,8 +97,8 @@ def describe_failure(e: Exception, action: str, source: str) -> str:
     if isinstance(e, CLIError):
         return f"error: {e.message}"
     assert isinstance(e, errors.StatusError)
-    if e.reason == "Invalid":
-        return f"The {e.message}"
+    if not action:
+        return f"Error from server ({e.reason}): {e.message}"
     return f'Error from server ({e.reason}): error when {action} "{source}": {e.message}'
 
 
@@ -116,7 +116,7 @@ async def run(ctx: Ctx) -> int:
         try:
             info, name, ns = await place(ctx, obj, m.source)
             if a.server_side:
-                action = "applying"
+                action = ""
                 manager = a.field_manager or "kubectl"
                 out = await client.patch(info, name, obj, ns, patch_type="apply", field_manager=manager,
                                          field_validation=field_validation(a.validate),

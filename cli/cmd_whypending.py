@@ -86,7 +86,7 @@ def render(doc: dict[str, Any]) -> str:
         lines.append("Suggestions:")
         for s in suggestions if isinstance(suggestions, list) else [suggestions]:
             lines.append(f"  - {_text(s)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 async def run(ctx: Ctx) -> int:

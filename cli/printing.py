@@ -32,7 +32,8 @@ def layout(rows: list[list[str]], widths: list[int] | None = None) -> list[str]:
     lines = []
     for r in rows:
         parts = [cell.ljust(w[i] + PADDING) if i < len(r) - 1 else cell for i, cell in enumerate(r)]
-        lines.append("".join(parts).rstrip())
+        # Like Go's tabwriter, an empty last cell leaves the padding of the one before it.
+        lines.append("".join(parts))
     return lines
 
 

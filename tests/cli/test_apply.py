@@ -123,7 +123,8 @@ async def test_errors_are_reported_and_others_still_applied(navctl, api, tmp_pat
     assert r.code == 1
     assert r.out == "configmap/good created\n"
     assert 'no matches for kind "Widget" in version "example.com/v1"' in r.err
-    assert 'The Deployment.apps "broken" is invalid' in r.err or 'The Deployment "broken" is invalid' in r.err
+    assert (f'Error from server (Invalid): error when creating "{f}": Deployment.apps "broken" is invalid: '
+            "spec.template.spec.containers[0].image: Required value") in r.err.splitlines()
     assert (await api.get("configmaps", "good", ns))["data"] == {"k": "v"}
 
     other = configmap("elsewhere", "somewhere-else")
