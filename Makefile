@@ -41,6 +41,7 @@ bench: system venv
 
 proto: venv
 	$(PY) -m proto.generate
+	$(PY) -m proto.k8s.generate
 
 clean:
 	rm -rf $(VENV) $(RUN_DIR)
