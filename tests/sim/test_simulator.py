@@ -331,3 +331,16 @@ async def test_events_as_the_node_agent_records_them(client, simulate, namespace
 async def _has(pending, wanted: set[str]):
     found = await pending
     return found if wanted <= set(found) else None
+
+
+async def test_a_status_rewritten_by_others_is_reported_again(client, simulate, namespace):
+    sim = await simulate(count=1)
+    await client.create("pods", make_pod("steady", namespace))
+    await client.bind(namespace, "steady", f"{sim.cfg.name_prefix}0")
+    pod = await pod_when(client, namespace, "steady", running_ready)
+    conditions = [dict(c, status="False") if c["type"] in ("Ready", "ContainersReady") else c
+                  for c in pod["status"]["conditions"]]
+    # As the node lifecycle controller does to the pods of a node it lost touch with.
+    await client.patch("pods", "steady", {"status": {"conditions": conditions}}, namespace, subresource="status")
+    again = await pod_when(client, namespace, "steady", running_ready, "Ready again")
+    assert again["status"]["podIP"] == pod["status"]["podIP"]
