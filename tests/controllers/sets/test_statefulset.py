@@ -390,3 +390,30 @@ async def test_failed_pod_is_recreated_and_claim_templates_do_not_break_pods(cli
     events = await events_for(client, "web")
     assert ("Warning", "RecreatingFailedPod",
             f"StatefulSet {client.namespace}/web is recreating failed Pod web-0") in events
+
+
+async def test_adopts_orphans_named_as_members_only(client, ctrl):
+    kubelet = await HandKubelet(client).start()
+    try:
+        for name in ("web-0", "stray"):
+            await client.create("pods", {"apiVersion": "v1", "kind": "Pod",
+                                         "metadata": {"name": name, "labels": {"app": "web"}},
+                                         "spec": {"containers": [{"name": "app", "image": "busybox:1"}]}})
+        orphan = await client.get("pods", "web-0")
+        await client.create(STS, statefulset("web", 1))
+        sts = await client.get(STS, "web")
+
+        async def settled():
+            pods = {p["metadata"]["name"]: p for p in await pods_of(client, "web") if not terminating(p)}
+            web0 = pods.get("web-0")
+            ok = (web0 is not None and web0["metadata"]["uid"] != orphan["metadata"]["uid"] and ready(web0)
+                  and "controller-revision-hash" in web0["metadata"]["labels"])
+            return pods if ok else None
+        # The adopted web-0 has no revision, so the rolling update replaces it with one that has.
+        pods = await eventually(settled, what="web-0 adopted and replaced")
+        assert pods["web-0"]["metadata"]["ownerReferences"][0]["uid"] == sts["metadata"]["uid"]
+        await quiesce(ctrl)
+        stray = await client.get("pods", "stray")
+        assert not stray["metadata"].get("ownerReferences")
+    finally:
+        await kubelet.stop()
