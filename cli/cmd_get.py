@@ -36,6 +36,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-R", "--recursive", action=B, default=False)
     p.add_argument("--ignore-not-found", action=B, default=False)
     p.add_argument("--chunk-size", type=int, default=500)
+    p.add_argument("--show-managed-fields", action=B, default=False)
     p.set_defaults(func=run)
 
 
@@ -169,6 +170,8 @@ async def run(ctx: Ctx) -> int:
                 lst = await client.list_all(info, ns, label_selector=a.selector, field_selector=a.field_selector,
                                             page_size=a.chunk_size)
                 objects += [with_type(o, info) for o in lst.get("items") or []]
+        if not a.show_managed_fields:
+            objects = [hide_managed_fields(o) for o in objects]
         if mode == "name":
             for o in objects:
                 ctx.print(kind_name(info_for(o), (o.get("metadata") or {}).get("name", "")))
@@ -190,6 +193,14 @@ def _no_resources(ctx: Ctx, groups: list[tuple[ResourceInfo, list[str], str | No
         ctx.warn(f"No resources found in {ns} namespace.")
     else:
         ctx.warn("No resources found")
+
+
+def hide_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """kubectl leaves metadata.managedFields out of what it prints unless asked."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
 
 
 def _render(mode: str, template: str, doc: dict[str, Any]) -> str:
@@ -346,6 +357,8 @@ async def _watch(ctx: Ctx, client: Client, mode: str, template: str, info: Resou
 
 
 def _emit_object(ctx: Ctx, mode: str, template: str, obj: dict[str, Any]) -> None:
+    if not ctx.args.show_managed_fields:
+        obj = hide_managed_fields(obj)
     if mode == "name":
         ctx.print(kind_name(info_for(obj), (obj.get("metadata") or {}).get("name", "")))
     elif mode == "yaml":

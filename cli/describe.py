@@ -104,10 +104,13 @@ def _annotations(d: dict[str, str] | None) -> list[str]:
     return [f"{k}: {v}" for k, v in sorted((d or {}).items()) if k not in HIDDEN_ANNOTATIONS]
 
 
-def _time(ts: str | None) -> str:
+ZERO = "Mon, 01 Jan 0001 00:00:00 +0000"  # how Go prints an unset time
+
+
+def _time(ts: str | None, unset: str = "<unset>") -> str:
     t = parse_time(ts)
     if t is None:
-        return "<unset>"
+        return unset
     return t.strftime("%a, %d %b %Y %H:%M:%S %z")
 
 
@@ -566,8 +569,8 @@ async def describe_node(client: Client, info: ResourceInfo, node: dict[str, Any]
         r.add(0, "Conditions:")
         rows = [["Type", "Status", "LastHeartbeatTime", "LastTransitionTime", "Reason", "Message"],
                 ["----", "------", "-----------------", "------------------", "------", "-------"]]
-        rows += [[f"{c.get('type', '')} ", f"{c.get('status', '')} ", f"{_time(c.get('lastHeartbeatTime'))} ",
-                  f"{_time(c.get('lastTransitionTime'))} ", f"{c.get('reason', '')} ", c.get("message", "")]
+        rows += [[f"{c.get('type', '')} ", f"{c.get('status', '')} ", f"{_time(c.get('lastHeartbeatTime'), ZERO)} ",
+                  f"{_time(c.get('lastTransitionTime'), ZERO)} ", f"{c.get('reason', '')} ", c.get("message", "")]
                  for c in conds]
         r.table(1, rows)
     addrs = st.get("addresses") or []
@@ -582,14 +585,14 @@ async def describe_node(client: Client, info: ResourceInfo, node: dict[str, Any]
             for k, v in sorted(vals.items()):
                 r.add(1, f"{k}:", v)
     ni = st.get("nodeInfo") or {}
-    if ni:
-        r.add(0, "System Info:")
-        for title, key in (("Machine ID", "machineID"), ("System UUID", "systemUUID"), ("Boot ID", "bootID"),
-                           ("Kernel Version", "kernelVersion"), ("OS Image", "osImage"),
-                           ("Operating System", "operatingSystem"), ("Architecture", "architecture"),
-                           ("Container Runtime Version", "containerRuntimeVersion"),
-                           ("Kubelet Version", "kubeletVersion"), ("Kube-Proxy Version", "kubeProxyVersion")):
-            r.add(1, f"{title}:", ni.get(key, ""), raw=True)
+    # kubectl prints the section even when the kubelet has not filled it in.
+    r.add(0, "System Info:")
+    for title, key in (("Machine ID", "machineID"), ("System UUID", "systemUUID"), ("Boot ID", "bootID"),
+                       ("Kernel Version", "kernelVersion"), ("OS Image", "osImage"),
+                       ("Operating System", "operatingSystem"), ("Architecture", "architecture"),
+                       ("Container Runtime Version", "containerRuntimeVersion"),
+                       ("Kubelet Version", "kubeletVersion"), ("Kube-Proxy Version", "kubeProxyVersion")):
+        r.add(1, f"{title}:", ni.get(key, ""), raw=True)
     if spec.get("podCIDR"):
         r.add(0, "PodCIDR:", spec["podCIDR"])
     try:

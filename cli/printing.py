@@ -146,7 +146,7 @@ def to_yaml(obj: Any) -> str:
 
 
 def to_json(obj: Any) -> str:
-    return json.dumps(obj, indent=4, ensure_ascii=False) + "\n"
+    return json.dumps(obj, indent=4, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def parse_time(ts: str | None) -> datetime | None:

@@ -64,6 +64,8 @@ def mask(text: str) -> str:
     ("get", "pods", "-o", "name"),
     ("get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[*].name}"),
     ("get", "pods", "nope"),
+    ("get", "deploy", "web", "-o", "yaml"),
+    ("get", "pods", "-o", "json"),
     ("describe", "pod", "web-0"),
     ("describe", "deployment", "web"),
     ("describe", "service", "web"),
