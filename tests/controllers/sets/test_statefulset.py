@@ -417,3 +417,17 @@ async def test_adopts_orphans_named_as_members_only(client, ctrl):
         assert not stray["metadata"].get("ownerReferences")
     finally:
         await kubelet.stop()
+
+
+async def test_ordinals_start(client, ctrl):
+    kubelet = await HandKubelet(client).start()
+    try:
+        await client.create(STS, statefulset("web", 2, ordinals={"start": 5}))
+        pods = await all_ready(client, "web", 2)
+        assert [p["metadata"]["name"] for p in pods] == ["web-5", "web-6"]
+        assert [p["metadata"]["labels"]["apps.kubernetes.io/pod-index"] for p in pods] == ["5", "6"]
+        await client.set_scale(STS, "web", 1)
+        pods = await all_ready(client, "web", 1)
+        assert [p["metadata"]["name"] for p in pods] == ["web-5"]
+    finally:
+        await kubelet.stop()
