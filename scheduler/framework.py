@@ -23,6 +23,7 @@ points. ``explain`` answers why-pending; ``failure_message`` writes the FailedSc
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol, runtime_checkable
@@ -211,6 +212,9 @@ SKIP_SCORE_KEY = "framework/skip-score"        # plugins whose PreScore returned
 SCORES_KEY = "framework/scores"                # (node names, plugin -> normalized scores in that order)
 
 MIN_FEASIBLE_NODES_TO_FIND = 100
+FILTER_BLOCK = 64                  # nodes per remembered block of filter verdicts
+_BLOCK_MEMO_SIGNATURES = 16        # pod signatures remembered at once
+_GENERATION = operator.attrgetter("generation")
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
 
 
@@ -341,6 +345,10 @@ class Framework:
         self.post_bind_plugins = at("postBind")
         self.weights: dict[str, int] = {p.name: profile.weights.get(p.name, 1) for p in self.score_plugins}
         self._filter_batches = [(p, _filter_batch(p)) for p in self.filter_plugins]
+        self._signatures = {p.name: p.filter_signature for p in self.filter_plugins
+                            if callable(getattr(p, "filter_signature", None))}
+        # signature -> block start -> (generations of the block's NodeInfos, verdicts)
+        self._block_memo: dict[tuple, dict[int, tuple[list[int], list[Status | None]]]] = {}
         self._score_batches = [(p, _score_batch(p)) for p in self.score_plugins]
 
     # -- queue -------------------------------------------------------------------------------
@@ -449,7 +457,9 @@ class Framework:
         ``status.nominatedNodeName`` tries that node first and takes it alone when it fits.
         ``percentage`` None means the profile's percentageOfNodesToScore (else adaptive).
         Returns the feasible nodes, the failures by node name, and where the next cycle starts.
-        Nodes are filtered in chunks, each plugin over a whole chunk (see ``filter_batch``).
+        Nodes are filtered in blocks of ``FILTER_BLOCK``, each plugin over a whole block (see
+        ``filter_batch``); the verdicts of plugins that offer ``filter_signature`` are remembered
+        per block (see ``_cached_block``), so pods of one shape (replicas) mostly reuse them.
         """
         if PRE_FILTER_KEY not in state:
             self.run_pre_filter(state, pod, snapshot)
@@ -488,22 +498,92 @@ class Framework:
             percentage = getattr(self.profile, "percentage_of_nodes_to_score", None)
         to_find = num_feasible_nodes_to_find(percentage, m)
         start = start_index % m
-        ordered = candidates[start:] + candidates[:start] if start else candidates
+        # Remembered verdicts need the same node list (the cache key is a block's position).
+        n_cached, sig = self._filter_signature(state, pod, filters) if allowed is None else (0, None)
         feasible: list[NodeInfo] = []
-        pos = 0
+        pos = 0                          # nodes examined, from ``start`` wrapping around
+        i = start
         while pos < m and len(feasible) < to_find:
+            end = min(i - i % FILTER_BLOCK + FILTER_BLOCK, m, i + m - pos)
+            if sig is not None:
+                block, results, lo, hi = self._cached_block(state, pod, candidates, i, end, filters,
+                                                            n_cached, sig, others)
+                if block is None:
+                    sig = None
+                    continue
+            else:
+                block = candidates[i:end]
+                results = self._filter_chunk(state, pod, block, filters, others)
+                lo, hi = 0, end - i
             need = to_find - len(feasible)
-            chunk = ordered[pos:pos + max(need, 64)]
-            results = self._filter_chunk(state, pod, chunk, filters, others)
-            for ni, st in zip(chunk, results, strict=True):
-                pos += 1
-                if st is None:
-                    feasible.append(ni)
-                    if len(feasible) >= to_find:
-                        break
-                else:
-                    statuses[ni.name] = st
+            span = results[lo:hi] if lo or hi < len(results) else results
+            if span.count(None) == len(span):
+                take = min(hi - lo, need)
+                feasible.extend(block[lo:lo + take])
+                pos += take
+                i += take
+            else:
+                for j in range(lo, hi):
+                    pos += 1
+                    i += 1
+                    st = results[j]
+                    if st is None:
+                        feasible.append(block[j])
+                        if len(feasible) >= to_find:
+                            break
+                    else:
+                        statuses[block[j].name] = st
+            if i >= m:
+                i = 0
         return feasible, statuses, (start + pos) % m
+
+    def _filter_signature(self, state: CycleState, pod: dict,
+                          filters: list[tuple[str, Any]]) -> tuple[int, tuple | None]:
+        """How many of ``filters`` (from the first) decide from the pod and the node alone, and
+        a key naming what they look at in the pod: such a plugin offers
+        ``filter_signature(state, pod)``, a hashable value (None: not this cycle) such that two
+        pods with equal values get the same verdict on any one NodeInfo."""
+        parts: list[Any] = []
+        for name, _ in filters:
+            f = self._signatures.get(name)
+            s = f(state, pod) if f is not None else None
+            if s is None:
+                break
+            parts.append((name, s))
+        if not parts:
+            return 0, None
+        return len(parts), tuple(parts)
+
+    def _cached_block(self, state: CycleState, pod: dict, candidates: list[NodeInfo], i: int, end: int,
+                      filters: list[tuple[str, Any]], n_cached: int, sig: tuple,
+                      others: dict[str, list[dict]] | None) -> tuple[Any, list[Status | None], int, int]:
+        """Filter verdicts for the aligned block of ``candidates`` that holds ``i``: those of the
+        first ``n_cached`` filters are remembered per (signature, block) and reused while every
+        NodeInfo of the block keeps its generation (a NodeInfo's generation changes with each
+        change to it). Returns the block, its verdicts, and the span [lo, hi) of the block from
+        ``i`` to ``end``; the block is None when the NodeInfos carry no generation."""
+        b0 = i - i % FILTER_BLOCK
+        block = candidates[b0:min(b0 + FILTER_BLOCK, len(candidates))]
+        try:
+            gens = list(map(_GENERATION, block))
+        except AttributeError:
+            return None, [], 0, 0
+        memo = self._block_memo.get(sig)
+        if memo is None:
+            if len(self._block_memo) >= _BLOCK_MEMO_SIGNATURES:
+                self._block_memo.clear()
+            memo = self._block_memo[sig] = {}
+        hit = memo.get(b0)
+        if hit is not None and hit[0] == gens:
+            base = hit[1]
+        else:
+            base = self._filter_chunk(state, pod, block, filters[:n_cached])
+            memo[b0] = (gens, base)
+        results = base
+        if n_cached < len(filters) or others:
+            results = self._filter_chunk(state, pod, block, filters[n_cached:], others,
+                                         base=base, recheck=filters)
+        return block, results, i - b0, end - b0
 
     def nominated_pods_for(self, pod: dict) -> dict[str, list[dict]] | None:
         """Pods nominated to nodes (by earlier preemptions) that ``pod`` must leave room for:
@@ -526,11 +606,19 @@ class Framework:
 
     def _filter_chunk(self, state: CycleState, pod: dict, chunk: list[NodeInfo],
                       filters: list[tuple[str, Any]],
-                      nominated: dict[str, list[dict]] | None = None) -> list[Status | None]:
+                      nominated: dict[str, list[dict]] | None = None, *,
+                      base: list[Status | None] | None = None,
+                      recheck: list[tuple[str, Any]] | None = None) -> list[Status | None]:
         """Each filter over the nodes still passing: the first failure per node, None if it fits.
-        A node with nominated pods must pass both with them counted and without them."""
-        results: list[Status | None] = [None] * len(chunk)
-        alive = list(range(len(chunk)))
+        ``base``: verdicts of the filters that run before ``filters`` (only the nodes passing
+        those are filtered further). A node with nominated pods must pass both with them counted
+        and without them (``recheck``, default ``filters``: every filter of the cycle)."""
+        if base is None:
+            results: list[Status | None] = [None] * len(chunk)
+            alive = list(range(len(chunk)))
+        else:
+            results = list(base)
+            alive = [i for i, st in enumerate(base) if st is None]
         for name, batch in filters:
             if not alive:
                 break
@@ -555,7 +643,7 @@ class Framework:
                     for p in pods:
                         ni.add_pod(p)
                         self.run_pre_filter_add_pod(st2, pod, p, ni)
-                    results[i] = self._filter_chunk(st2, pod, [ni], filters)[0]
+                    results[i] = self._filter_chunk(st2, pod, [ni], recheck or filters)[0]
         return results
 
     async def run_post_filter(self, state: CycleState, pod: dict,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import orjson
+
 from scheduler.framework import MAX_NODE_SCORE, CycleState, NodeInfo, Snapshot, Status
 
 ERR_REASON = "node(s) didn't match Pod's node affinity/selector"
@@ -164,6 +166,12 @@ class NodeAffinity:
         if m(node.labels, node.name):  # type: ignore[attr-defined]
             return Status()
         return Status.unschedulable(ERR_REASON, plugin=self.name, unresolvable=True)
+
+    def filter_signature(self, state: CycleState, pod: dict) -> object:
+        spec = pod.get("spec") or {}
+        required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution")
+        return orjson.dumps([spec.get("nodeSelector"), required], option=orjson.OPT_SORT_KEYS)
 
     def filter_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
         m = state.get(_STATE)

@@ -19,6 +19,9 @@ class NodeName:
             return None, Status.skip()
         return None, Status()
 
+    def filter_signature(self, state: CycleState, pod: dict) -> object:
+        return (pod.get("spec") or {}).get("nodeName") or ""
+
     def filter(self, state: CycleState, pod: dict, node: NodeInfo) -> Status:
         want = (pod.get("spec") or {}).get("nodeName")
         if want and want != node.name:

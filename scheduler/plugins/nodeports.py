@@ -35,6 +35,10 @@ class NodePorts:
         state[_STATE] = ports
         return None, Status()
 
+    def filter_signature(self, state: CycleState, pod: dict) -> object:
+        wanted = state.get(_STATE)
+        return tuple(wanted if wanted is not None else host_ports(pod))
+
     def filter(self, state: CycleState, pod: dict, node: NodeInfo) -> Status:
         wanted = state.get(_STATE)
         if wanted is None:

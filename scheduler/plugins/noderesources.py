@@ -152,6 +152,10 @@ class NodeResourcesFit:
             return Status()
         return Status.unschedulable(*reasons, plugin=self.name, unresolvable=unresolvable)
 
+    def filter_signature(self, state: CycleState, pod: dict) -> object:
+        r = state.get(_FIT_STATE) or self._request(state, pod)
+        return tuple(r.checks)
+
     def filter_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
         r = state.get(_FIT_STATE) or self._request(state, pod)
         checks = r.checks

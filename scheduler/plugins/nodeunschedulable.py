@@ -23,6 +23,9 @@ class NodeUnschedulable:
             return Status()
         return Status.unschedulable(ERR_REASON, plugin=self.name, unresolvable=True)
 
+    def filter_signature(self, state: CycleState, pod: dict) -> object:
+        return tolerated(UNSCHEDULABLE_TAINT, (pod.get("spec") or {}).get("tolerations") or ())
+
     def filter_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
         out: list[Status | None] = []
         for ni in nodes:

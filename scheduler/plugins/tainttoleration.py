@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import orjson
+
 from scheduler.framework import MAX_NODE_SCORE, CycleState, NodeInfo, Status
 
 NO_SCHEDULE = "NoSchedule"
@@ -41,6 +43,11 @@ def first_untolerated(taints: Iterable[dict], tolerations: list[dict], effects: 
     return None
 
 
+def _canonical(value: object) -> bytes:
+    """A hashable, order-insensitive (for keys) form of a JSON value."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
 def untolerated_reason(taint: dict) -> str:
     return f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value') or ''}}}"
 
@@ -60,6 +67,9 @@ class TaintToleration:
         if taint is None:
             return Status()
         return Status.unschedulable(untolerated_reason(taint), plugin=self.name, unresolvable=True)
+
+    def filter_signature(self, state: CycleState, pod: dict) -> object:
+        return _canonical((pod.get("spec") or {}).get("tolerations") or [])
 
     def filter_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
         out: list[Status | None] = []
