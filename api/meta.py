@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import secrets
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,9 +30,18 @@ GENERATION_KINDS = frozenset({"Deployment", "ReplicaSet", "DaemonSet", "Stateful
 _NOT_SPEC = frozenset({"apiVersion", "kind", "metadata", "status"})
 
 
+_now_text: tuple[int, str] = (-1, "")      # the last second formatted, and its text
+
+
 def now_rfc3339() -> str:
     """The current UTC time with second precision, as Kubernetes writes timestamps."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _now_text
+    second = int(time.time())
+    last, text = _now_text
+    if second != last:
+        text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        _now_text = (second, text)
+    return text
 
 
 def to_rfc3339(t: datetime) -> str:

@@ -434,6 +434,23 @@ def _spec(schema: dict[str, Any]) -> Any:
     return None
 
 
+def _closed(name: str) -> bool:
+    schema = definitions(strict=True).get(name) or {}
+    return schema.get("additionalProperties") is False and "properties" in schema
+
+
+def _prune(spec: Any) -> Any:
+    """None for a spec under which no field can be unknown (it ends in a definition that takes
+    any keys), so that the walk does not descend there."""
+    if spec is None:
+        return None
+    tag, inner = spec
+    if tag == "ref":
+        return spec if _closed(inner) else None
+    inner = _prune(inner)
+    return (tag, inner) if inner is not None else None
+
+
 def _walker(name: str) -> dict[str, Any] | None:
     """The known fields of a closed (strict) definition, or None if it takes any keys."""
     if name in _walkers:
@@ -441,7 +458,7 @@ def _walker(name: str) -> dict[str, Any] | None:
     schema = definitions(strict=True).get(name) or {}
     fields: dict[str, Any] | None = None
     if schema.get("additionalProperties") is False and "properties" in schema:
-        fields = {k: _spec(v) for k, v in schema["properties"].items()}
+        fields = {k: _prune(_spec(v)) for k, v in schema["properties"].items()}
     _walkers[name] = fields
     return fields
 
@@ -474,17 +491,19 @@ def _walk(spec: Any, value: Any, path: str, out: list[str]) -> None:
     if tag == "ref":
         if not isinstance(value, dict):
             return
-        fields = _walker(inner)
+        fields = _walkers.get(inner, _MISSING)
+        if fields is _MISSING:
+            fields = _walker(inner)
         if fields is None:
             return
         for k, v in value.items():
-            here = f"{path}.{k}" if path else k
+            # Paths are spelled out only where needed: most fields are known scalars.
             if k not in fields:
-                out.append(here)
-            else:
+                out.append(f"{path}.{k}" if path else k)
+            elif v is not None:
                 child = fields[k]
-                if child is not None and v is not None:
-                    _walk(child, v, here, out)
+                if child is not None:
+                    _walk(child, v, f"{path}.{k}" if path else k, out)
     elif tag == "list":
         if isinstance(value, list):
             for i, item in enumerate(value):
@@ -495,6 +514,9 @@ def _walk(spec: Any, value: Any, path: str, out: list[str]) -> None:
             for k, v in value.items():
                 if v is not None:
                     _walk(inner, v, f"{path}.{k}", out)
+
+
+_MISSING = object()
 
 
 # --------------------------------------------------------------------------- patch metadata

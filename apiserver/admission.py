@@ -24,8 +24,10 @@ NODE_PORT_RANGE = (30000, 32767)
 # (resource, namespace, name) -> the object or None; served from the watch cache, falling back
 # to storage on a miss.
 Getter = Callable[[ResourceInfo, str | None, str], Awaitable[dict | None]]
-# (resource) -> every object of it now stored (from the watch cache).
-Lister = Callable[[ResourceInfo], Awaitable[list[dict]]]
+# (resource, containing) -> every object of it now stored (from the watch cache); with
+# ``containing``, only those whose stored JSON holds these bytes (a pre-filter that spares
+# decoding objects that cannot match; callers still check the objects).
+Lister = Callable[..., Awaitable[list[dict]]]
 
 _NAMESPACES = registry.lookup("", "v1", "namespaces")
 _SERVICES = registry.lookup("", "v1", "services")
@@ -101,7 +103,8 @@ class Admission:
                 raise Forbidden(f'pods "{pod["metadata"].get("name", "")}" is forbidden: no PriorityClass with '
                                 f'name {name} was found', kind="pods", name=pod["metadata"].get("name", ""))
         else:
-            defaults_ = [c for c in await self.list_all(_PRIORITY_CLASSES) if c.get("globalDefault")]
+            defaults_ = [c for c in await self.list_all(_PRIORITY_CLASSES, b'"globalDefault"')
+                         if c.get("globalDefault")]
             if defaults_:
                 pc = min(defaults_, key=lambda c: c.get("value", 0))
                 spec["priorityClassName"] = pc["metadata"]["name"]

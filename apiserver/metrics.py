@@ -23,6 +23,27 @@ INFLIGHT = Gauge("apiserver_current_inflight_requests", "Number of requests in f
                  registry=REGISTRY)
 
 
+# Children per label values, looked up once: ``labels()`` validates and hashes its arguments on
+# every call. The metrics keep each child forever anyway, so these maps grow no further than they do.
+_request_children: dict[tuple[str, ...], object] = {}
+_duration_children: dict[tuple[str, ...], object] = {}
+
+
+def observe_request(labels: tuple[str, ...], code: str, seconds: float) -> None:
+    """Count a finished request (``labels`` in ``_LABELS`` order) and, unless it is a watch,
+    observe its duration."""
+    key = labels + (code,)
+    counter = _request_children.get(key)
+    if counter is None:
+        counter = _request_children[key] = REQUESTS.labels(*key)
+    counter.inc()  # type: ignore[attr-defined]
+    if labels[0] != "WATCH":
+        hist = _duration_children.get(labels)
+        if hist is None:
+            hist = _duration_children[labels] = DURATION.labels(*labels)
+        hist.observe(seconds)  # type: ignore[attr-defined]
+
+
 def verb_of(method: str, is_list: bool, is_watch: bool) -> str:
     """Kubernetes' verb label: GET of a collection is LIST, a watch is WATCH."""
     if is_watch:
