@@ -128,10 +128,12 @@ class Harness:
                 await self.driver.remove_sandbox(s)
             except Exception:  # noqa: BLE001
                 pass
-        await self.driver.close()
-        for point in syscalls.mounts_under(str(self.root)):
-            syscalls.umount(point)
-        await asyncio.to_thread(subprocess.run, ["ip", "link", "del", self.bridge], capture_output=True)
+        try:
+            await self.driver.close()
+        finally:
+            for point in syscalls.mounts_under(str(self.root)):
+                syscalls.umount(point)
+            await asyncio.to_thread(subprocess.run, ["ip", "link", "del", self.bridge], capture_output=True)
 
 
 def read_log(path: str) -> list[tuple[str, str, bytes]]:
