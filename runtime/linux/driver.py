@@ -6,7 +6,11 @@ also the OCI bundle): ``config.json``, ``rootfs``/``upper``/``work`` (overlay), 
 (written by the shim on exit) or ``start_error.json``. Per sandbox, in its state dir: the pod's
 ``hostname``/``resolv.conf``/``hosts`` and ``network.json`` (namespaces and the CNI result).
 Namespace files live under ``<root>/netns`` and ``<root>/ns``; runc's own state under
-``<root>/runc``.
+``<root>/runc``; IPAM reservations under ``<root>/cni``.
+
+Host work that needs a fresh process goes through one long-lived child, the shim factory
+(``shim.py --factory``): it forks a detached shim per container start, and a short child per
+pod to make its namespaces. Exits are noticed through a pidfd on each shim.
 """
 
 from __future__ import annotations
