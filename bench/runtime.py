@@ -27,7 +27,7 @@ from pathlib import Path
 import orjson
 
 from runtime.driver import ContainerSpec, ImageInfo, Resources, SandboxSpec, SecurityContext
-from runtime.linux import RuncDriver, syscalls
+from runtime.linux import RuncDriver, cgroups, syscalls
 from runtime.linux import spec as ocispec
 from runtime.linux.sandbox import Namespaces
 from tests.fixtures.oci import build_busybox_rootfs
@@ -222,6 +222,11 @@ def cleanup(base: Path) -> None:
         syscalls.umount(point)
     subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
     shutil.rmtree(base, ignore_errors=True)
+    for d in cgroups.dirs("/navarch-bench"):     # the raw pods' cgroup parent
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
 
 
 def main(argv: list[str]) -> int:
