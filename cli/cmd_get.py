@@ -177,8 +177,6 @@ async def run(ctx: Ctx) -> int:
                 ctx.print(kind_name(info_for(o), (o.get("metadata") or {}).get("name", "")))
         elif objects or not single:
             doc = objects[0] if single and objects else as_list(objects)
-            if not (single or objects) and mode in ("yaml", "json") and not _any_names(groups):
-                _no_resources(ctx, groups)
             ctx.out.write(_render(mode, template, doc))
     return 1 if failed else 0
 

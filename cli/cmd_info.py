@@ -147,8 +147,7 @@ async def run_explain(ctx: Ctx) -> int:
     lines = [f"GROUP:      {group}"] if group else []
     lines += [f"KIND:       {info.kind}", f"VERSION:    {version}", ""]
     if field_prop is not None:
-        req = ""
-        lines += [f"FIELD: {parts[-1]} <{type_name(field_prop)}>{req}", ""]
+        lines += [f"FIELD: {parts[-1]} <{type_name(field_prop)}>", "", ""]
         desc = field_prop.get("description") or ""
         if _ref(field_prop) or _ref(field_prop.get("items") or {}):
             inner = node.get("description") or ""
@@ -156,11 +155,9 @@ async def run_explain(ctx: Ctx) -> int:
                 desc = (desc + "\n" + inner).strip()
     else:
         desc = node.get("description") or ""
-    lines += ["DESCRIPTION:", _wrap(desc, 4)]
-    if node.get("enum"):
-        lines += ["", "ENUM:"] + [f"    {v}" for v in node["enum"] if v is not None]
+    lines += ["DESCRIPTION:", _wrap(desc, 4), "    "]
     if node.get("properties"):
-        lines += ["", "FIELDS:"]
+        lines.append("FIELDS:")
         if a.recursive:
             rec: list[str] = []
             _recursive(node, 1, rec, (name,))
@@ -170,7 +167,8 @@ async def run_explain(ctx: Ctx) -> int:
                 lines.append(f"  {fname}\t<{type_name(prop)}>{' -required-' if req else ''}")
                 lines.append(_wrap(prop.get("description") or "<no description>", 4))
                 lines.append("")
-    ctx.out.write("\n".join(lines).rstrip("\n") + "\n\n")
+    lines.append("")
+    ctx.out.write("\n".join(lines) + "\n")
     return 0
 
 
@@ -206,6 +204,9 @@ async def run_api_resources(ctx: Ctx) -> int:
     if a.api_group is not None:
         resources = [r for r in resources if (r["groupVersion"].split("/")[0] if "/" in r["groupVersion"] else "")
                      == a.api_group]
+    # kubectl's order: groups as the server lists them (core first), names sorted within each.
+    order = {gv: i for i, gv in enumerate(dict.fromkeys(r["groupVersion"] for r in resources))}
+    resources.sort(key=lambda r: (order[r["groupVersion"]], r["name"]))
     if a.sort_by:
         resources.sort(key=lambda r: r.get(a.sort_by) or "")
     if a.output == "name":
@@ -221,7 +222,7 @@ async def run_api_resources(ctx: Ctx) -> int:
         row = [r["name"], ",".join(r.get("shortNames") or []), r["groupVersion"],
                "true" if r.get("namespaced") else "false", r.get("kind", "")]
         if a.output == "wide":
-            row += ["[" + " ".join(r.get("verbs") or []) + "]", ",".join(r.get("categories") or [])]
+            row += [",".join(r.get("verbs") or []), ",".join(r.get("categories") or [])]
         rows.append(row)
     for line in layout(rows):
         ctx.print(line)
@@ -242,7 +243,6 @@ async def run_cluster_info(ctx: Ctx) -> int:
             suffix = f":{port['name']}" if port.get("name") else ""
             ctx.print(f"{title} is running at {client.server}/api/v1/namespaces/kube-system/services/"
                       f"{meta.get('name')}{suffix}/proxy")
-    ctx.print("\nTo further debug and diagnose cluster problems, use 'navctl cluster-info dump'.")
     return 0
 
 

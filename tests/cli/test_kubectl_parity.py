@@ -71,6 +71,13 @@ def mask(text: str) -> str:
     ("describe", "service", "web"),
     ("delete", "configmap", "nope"),
     ("label", "pod", "db-0", "app=other"),
+    ("api-resources",),
+    ("api-resources", "-o", "wide"),
+    ("get", "configmaps", "-o", "yaml"),
+    ("explain", "pods"),
+    ("explain", "deployment.spec.strategy"),
+    ("explain", "pods.spec.containers.ports"),
+    ("explain", "pods.spec.restartPolicy"),
 ])
 async def test_same_output_as_kubectl(navctl, kubectl, objects, args):
     ns = objects
