@@ -23,6 +23,7 @@ points. ``explain`` answers why-pending; ``failure_message`` writes the FailedSc
 
 from __future__ import annotations
 
+import itertools
 import operator
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -215,6 +216,7 @@ MIN_FEASIBLE_NODES_TO_FIND = 100
 FILTER_BLOCK = 64                  # nodes per remembered block of filter verdicts
 _BLOCK_MEMO_SIGNATURES = 16        # pod signatures remembered at once
 _GENERATION = operator.attrgetter("generation")
+_NAME = operator.attrgetter("name")
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
 
 
@@ -349,7 +351,10 @@ class Framework:
                             if callable(getattr(p, "filter_signature", None))}
         # signature -> block start -> (generations of the block's NodeInfos, verdicts)
         self._block_memo: dict[tuple, dict[int, tuple[list[int], list[Status | None]]]] = {}
-        self._score_batches = [(p, _score_batch(p)) for p in self.score_plugins]
+        # A plugin may offer ``normalize_batch(state, pod, names, scores) -> scores`` (same
+        # order), preferred over the dict-based ``normalize_scores``.
+        self._score_batches = [(p, _score_batch(p), getattr(p, "normalize_batch", None))
+                               for p in self.score_plugins]
 
     # -- queue -------------------------------------------------------------------------------
 
@@ -686,42 +691,67 @@ class Framework:
     def run_score(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> dict[str, int]:
         """Weighted sum of every Score plugin's normalized score, by node name. Runs PreScore
         first unless already run this cycle. Raises ``PluginError`` when a plugin errs."""
+        names, totals = self.score_totals(state, pod, nodes)
+        return dict(zip(names, totals, strict=True))
+
+    def score_totals(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> tuple[list[str], list[int]]:
+        """``run_score`` as two lists in the order of ``nodes``: names and weighted totals."""
         if PRE_SCORE_KEY not in state:
             self.run_pre_score(state, pod, nodes)
         pre = state[PRE_SCORE_KEY]
         if not pre.ok:
             raise PluginError(pre)
         skipped = state.get(SKIP_SCORE_KEY) or ()
-        names = [ni.name for ni in nodes]
-        totals = [0] * len(nodes)
+        names = list(map(_NAME, nodes))
+        n = len(names)
+        totals: list[int] | None = None
+        constant = 0              # the part of every total that is the same on every node
         by_plugin: dict[str, list[int]] = {}
-        for p, batch in self._score_batches:
+        for p, batch, normalize_batch in self._score_batches:
             if p.name in skipped:
                 continue
             values = batch(state, pod, nodes)
-            normalize = getattr(p, "normalize_scores", None)
-            if normalize is not None:
-                scores = dict(zip(names, values, strict=True))
-                st = normalize(state, pod, scores)
-                if not st.ok:
-                    st.plugin = st.plugin or p.name
-                    raise PluginError(st)
-                values = [scores[n] for n in names]
+            if normalize_batch is not None:
+                values = normalize_batch(state, pod, names, values)
+            else:
+                normalize = getattr(p, "normalize_scores", None)
+                if normalize is not None:
+                    scores = dict(zip(names, values, strict=True))
+                    st = normalize(state, pod, scores)
+                    if not st.ok:
+                        st.plugin = st.plugin or p.name
+                        raise PluginError(st)
+                    values = [scores[k] for k in names]
+            if len(values) != n:
+                raise ValueError(f"{p.name}: {len(values)} scores for {n} nodes")
             by_plugin[p.name] = values
             w = self.weights.get(p.name, 1)
-            totals = [t + v * w for t, v in zip(totals, values, strict=True)]
+            if n and values.count(values[0]) == n:
+                constant += values[0] * w
+                continue
+            weighted = values if w == 1 else list(map(operator.mul, values, itertools.repeat(w)))
+            totals = weighted if totals is None else list(map(operator.add, totals, weighted))
         state[SCORES_KEY] = (names, by_plugin)
-        return dict(zip(names, totals, strict=True))
+        if totals is None:
+            return names, [constant] * n
+        if constant:
+            totals = list(map(constant.__add__, totals))
+        return names, totals
 
     @staticmethod
     def select_host(scores: dict[str, int], rng: Any = None) -> str | None:
         """The best-scored node; ties broken uniformly at random. None when ``scores`` is empty."""
-        if not scores:
+        return Framework.pick_best(list(scores), list(scores.values()), rng)
+
+    @staticmethod
+    def pick_best(names: list[str], totals: list[int], rng: Any = None) -> str | None:
+        """``select_host`` over parallel lists of names and totals."""
+        if not names:
             return None
-        best = max(scores.values())
-        top = [name for name, v in scores.items() if v == best]
-        if len(top) == 1:
-            return top[0]
+        best = max(totals)
+        if totals.count(best) == 1:
+            return names[totals.index(best)]
+        top = list(itertools.compress(names, map(best.__eq__, totals)))
         import random
         return (rng or random).choice(top)
 

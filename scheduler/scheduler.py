@@ -330,11 +330,11 @@ class Scheduler:
             host = feasible[0].name
         else:
             try:
-                scores = fw.run_score(state, pod, feasible)
+                names, totals = fw.score_totals(state, pod, feasible)
             except PluginError as e:
                 self._fail(qp, cycle, str(e), fw=fw, error=True)
                 return None
-            host = fw.select_host(scores, self.rng)
+            host = fw.pick_best(names, totals, self.rng)
         metrics.ALGORITHM_DURATION.observe(self.clock.monotonic() - start)
         assumed = dict(pod)
         assumed["spec"] = dict(pod.get("spec") or {}, nodeName=host)

@@ -14,6 +14,7 @@ standard deviation of the fractions).
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping
 
 from scheduler import resources
@@ -28,6 +29,7 @@ TOO_MANY_PODS = "Too many pods"
 _FIT_STATE = "NodeResourcesFit/pre"
 _BALANCED_STATE = "NodeResourcesBalancedAllocation/pre"
 _NATIVE_ORDER = {CPU: 0, MEMORY: 1, EPHEMERAL_STORAGE: 2}
+_GENERATION = operator.attrgetter("generation")
 
 
 def _config_error(msg: str) -> Exception:
@@ -269,14 +271,13 @@ def _memo(memos: dict[tuple, dict[int, int]], shape: tuple) -> dict[int, int]:
 
 def _least_allocated_cpu_memory(nodes: list[NodeInfo], cpu: int, mem: int, memo: dict[int, int]) -> list[int]:
     """LeastAllocated over cpu and memory with equal weights (the default), unrolled."""
-    out = []
-    append = out.append
-    for ni in nodes:
-        gen = ni.generation  # type: ignore[attr-defined]
-        v = memo.get(gen)
-        if v is not None:
-            append(v)
+    out = list(map(memo.get, map(_GENERATION, nodes)))
+    if None not in out:
+        return out             # type: ignore[return-value]
+    for i, ni in enumerate(nodes):
+        if out[i] is not None:
             continue
+        gen = ni.generation  # type: ignore[attr-defined]
         alloc = ni.allocatable
         nonzero = ni.non_zero_requested  # type: ignore[attr-defined]
         total = weights = 0
@@ -290,9 +291,8 @@ def _least_allocated_cpu_memory(nodes: list[NodeInfo], cpu: int, mem: int, memo:
             used = nonzero.get(MEMORY, 0) + mem
             total += 0 if used > have else (have - used) * MAX_NODE_SCORE // have
             weights += 1
-        v = memo[gen] = total // weights if weights else 0
-        append(v)
-    return out
+        out[i] = memo[gen] = total // weights if weights else 0
+    return out             # type: ignore[return-value]
 
 
 def _piecewise(shape: list[tuple[int, int]], x: int) -> int:
@@ -376,14 +376,13 @@ class NodeResourcesBalancedAllocation:
 
 def _balanced_cpu_memory(nodes: list[NodeInfo], cpu: int, mem: int, memo: dict[int, int]) -> list[int]:
     """Balanced allocation over cpu and memory (the default), unrolled."""
-    out = []
-    append = out.append
-    for ni in nodes:
-        gen = ni.generation  # type: ignore[attr-defined]
-        v = memo.get(gen)
-        if v is not None:
-            append(v)
+    out = list(map(memo.get, map(_GENERATION, nodes)))
+    if None not in out:
+        return out             # type: ignore[return-value]
+    for i, ni in enumerate(nodes):
+        if out[i] is not None:
             continue
+        gen = ni.generation  # type: ignore[attr-defined]
         alloc = ni.allocatable
         requested = ni.requested
         ca = alloc.get(CPU, 0)
@@ -398,6 +397,5 @@ def _balanced_cpu_memory(nodes: list[NodeInfo], cpu: int, mem: int, memo: dict[i
             v = MAX_NODE_SCORE      # one fraction: no spread
         else:
             v = 0
-        memo[gen] = v
-        append(v)
-    return out
+        out[i] = memo[gen] = v
+    return out             # type: ignore[return-value]

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import operator
+
 from scheduler.framework import CycleState, NodeInfo, Status
 from scheduler.plugins.tainttoleration import tolerated
 
+_UNSCHEDULABLE = operator.attrgetter("unschedulable")
 ERR_REASON = "node(s) were unschedulable"
 UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 
@@ -27,6 +30,8 @@ class NodeUnschedulable:
         return tolerated(UNSCHEDULABLE_TAINT, (pod.get("spec") or {}).get("tolerations") or ())
 
     def filter_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
+        if not any(map(_UNSCHEDULABLE, nodes)):
+            return [None] * len(nodes)
         out: list[Status | None] = []
         for ni in nodes:
             if not ni.unschedulable:  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@ taints; nodes with fewer untolerated PreferNoSchedule taints score higher."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 
 import orjson
@@ -13,6 +14,7 @@ NO_SCHEDULE = "NoSchedule"
 NO_EXECUTE = "NoExecute"
 PREFER_NO_SCHEDULE = "PreferNoSchedule"
 _STATE = "TaintToleration/prefer"
+_TAINTS = operator.attrgetter("taints")
 
 
 def tolerates(toleration: dict, taint: dict) -> bool:
@@ -72,6 +74,8 @@ class TaintToleration:
         return _canonical((pod.get("spec") or {}).get("tolerations") or [])
 
     def filter_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[Status | None]:
+        if not any(map(_TAINTS, nodes)):
+            return [None] * len(nodes)
         out: list[Status | None] = []
         for ni in nodes:
             st = self.filter(state, pod, ni) if ni.taints else None  # type: ignore[attr-defined]
@@ -79,6 +83,8 @@ class TaintToleration:
         return out
 
     def score_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[int]:
+        if not any(map(_TAINTS, nodes)):
+            return [0] * len(nodes)
         return [0 if not ni.taints else self.score(state, pod, ni)[0] for ni in nodes]  # type: ignore[attr-defined]
 
     def pre_score(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> Status:
@@ -95,6 +101,13 @@ class TaintToleration:
             tolerations = (pod.get("spec") or {}).get("tolerations") or []
         n = sum(1 for t in taints if t.get("effect") == PREFER_NO_SCHEDULE and not tolerated(t, tolerations))
         return n, Status()
+
+    def normalize_batch(self, state: CycleState, pod: dict, names: list[str], scores: list[int]) -> list[int]:
+        """``normalize_scores`` over a list of scores."""
+        most = max(scores, default=0)
+        if most == 0:
+            return [MAX_NODE_SCORE] * len(scores)
+        return [MAX_NODE_SCORE - v * MAX_NODE_SCORE // most for v in scores]
 
     def normalize_scores(self, state: CycleState, pod: dict, scores: dict[str, int]) -> Status:
         # Fewer intolerable taints is better: the node with the most scores 0.
