@@ -34,9 +34,12 @@ async def test_multi_document_create_unchanged_configured(navctl, api, tmp_path,
     last = json.loads(live["metadata"]["annotations"][LAST_APPLIED])
     assert last["spec"]["replicas"] == 2 and LAST_APPLIED not in (last["metadata"].get("annotations") or {})
 
+    before = live["metadata"]["resourceVersion"]
     out = await navctl.ok("apply", "-f", str(manifest))
     assert out.splitlines() == [f"namespace/{app_ns} unchanged", "configmap/cfg unchanged",
                                 "deployment.apps/web unchanged", "service/web unchanged"]
+    # Nothing was sent: the object was not written again.
+    assert (await api.get("deployments.apps", "web", app_ns))["metadata"]["resourceVersion"] == before
 
     # Someone else labels the deployment; the next apply drops B, adds C, scales, and keeps the label.
     await api.patch("deployments.apps", "web", {"metadata": {"labels": {"owner": "ops"}}}, app_ns)
