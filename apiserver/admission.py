@@ -34,10 +34,17 @@ _SERVICES = registry.lookup("", "v1", "services")
 _PRIORITY_CLASSES = registry.lookup("scheduling.k8s.io", "v1", "priorityclasses")
 
 
+# (resource, namespace, name) -> the stored JSON held in the watch cache, or None when the cache
+# does not hold it (then ask the Getter).
+Peeker = Callable[[ResourceInfo, str | None, str], bytes | None]
+
+
 class Admission:
-    def __init__(self, get: Getter, list_all: Lister, service_cidr: str = DEFAULT_SERVICE_CIDR):
+    def __init__(self, get: Getter, list_all: Lister, service_cidr: str = DEFAULT_SERVICE_CIDR, *,
+                 peek: Peeker | None = None):
         self.get = get
         self.list_all = list_all
+        self.peek = peek
         self.service_net = ipaddress.ip_network(service_cidr)
         # Allocations are decided under one lock and remembered until the service is stored or
         # released, so two concurrent creates never pick the same address.
@@ -119,6 +126,9 @@ class Admission:
         spec["preemptionPolicy"] = pc.get("preemptionPolicy") or "PreemptLowerPriority"
 
     async def _namespace_lifecycle(self, namespace: str) -> None:
+        raw = self.peek(_NAMESPACES, None, namespace) if self.peek is not None else None
+        if raw is not None and b'"deletionTimestamp"' not in raw and b'"Terminating"' not in raw:
+            return          # stored, not being deleted, not terminating: no need to decode it
         ns = await self.get(_NAMESPACES, None, namespace)
         if ns is None:
             raise NotFound(f'namespaces "{namespace}" not found', kind="namespaces", name=namespace)

@@ -69,13 +69,17 @@ async def _lifecycle(app: web.Application, config: Config):
         kv = await backend.get(key)            # not in the cache yet: a write may be in flight
         return orjson.loads(kv.value) if kv else None
 
+    def peek(r: registry.ResourceInfo, ns: str | None, name: str) -> bytes | None:
+        e = caches[r.storage_prefix()].get(r.storage_key(ns, name))
+        return e.data if e is not None else None
+
     async def list_all(r: registry.ResourceInfo, containing: bytes | None = None) -> list[dict]:
         entries = caches[r.storage_prefix()].objects.values()
         if containing is not None:
             return [e.object() for e in entries if containing in e.data]
         return [e.object() for e in entries]
 
-    admission = Admission(get, list_all, config.service_cidr)
+    admission = Admission(get, list_all, config.service_cidr, peek=peek)
     objects = ObjectStore(backend, admission)
     handler = ResourceHandler(backend, objects, caches)
     app[BACKEND_KEY] = backend
@@ -197,8 +201,14 @@ def _observe(request: web.Request, code: int, seconds: float) -> None:
         log.debug("request", method=request.method, path=request.path_qs, code=code, ms=round(seconds * 1000, 2))
 
 
+_debug: list[bool] = []
+
+
 def _debug_enabled() -> bool:
-    return log.is_enabled_for(logging.DEBUG)
+    """Whether debug lines are logged; asked once (the level is configured before serving)."""
+    if not _debug:
+        _debug.append(log.is_enabled_for(logging.DEBUG))
+    return _debug[0]
 
 
 async def _dispatch(request: web.Request) -> web.StreamResponse:

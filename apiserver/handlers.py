@@ -74,10 +74,15 @@ def parse_path(path: str) -> RequestInfo | None:
     else:
         return None
     namespace = None
-    if rest[0] == "namespaces" and len(rest) >= 3 and registry.lookup(group, version, rest[2]) is not None \
-            and registry.lookup(group, version, rest[2]).namespaced:
-        namespace, rest = rest[1], rest[2:]
-    r = registry.lookup(group, version, rest[0])
+    r = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        r = registry.lookup(group, version, rest[2])
+        if r is not None and r.namespaced:
+            namespace, rest = rest[1], rest[2:]
+        else:
+            r = None
+    if r is None:
+        r = registry.lookup(group, version, rest[0])
     if r is None:
         raise NotFound("the server could not find the requested resource", kind=rest[0])
     if r.namespaced and namespace is None and len(rest) > 1:
