@@ -1,0 +1,53 @@
+"""A real API server per module; each test gets its own namespace, a client defaulting to it, and a
+list of node names it creates. Afterwards the test's pods are released (finalizers dropped) and
+force-deleted and its nodes deleted, so that the next test's pod garbage collector, which looks at
+the whole cluster, finds nothing of it."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+
+import pytest
+
+from api import errors
+from client.clock import FakeClock
+from client.rest import Client
+from tests.fixtures.apiserver import ApiServer
+
+
+@pytest.fixture(scope="module")
+def apiserver(tmp_path_factory):
+    server = ApiServer(tmp_path_factory.mktemp("apiserver")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def client(apiserver):
+    ns = "t-" + uuid.uuid4().hex[:8]
+    async with Client(apiserver.url, namespace=ns) as c:
+        await c.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        yield c
+        for p in (await c.list("pods", ns))["items"]:
+            name = p["metadata"]["name"]
+            with contextlib.suppress(errors.NotFound):
+                if p["metadata"].get("finalizers"):
+                    await c.patch("pods", name, {"metadata": {"finalizers": None}}, ns)
+                await c.delete("pods", name, ns, grace_period_seconds=0)
+
+
+@pytest.fixture
+async def nodes(client):
+    """Names of the nodes the test creates; deleted afterwards."""
+    made: list[str] = []
+    yield made
+    for name in made:
+        with contextlib.suppress(errors.NotFound):
+            await client.delete("nodes", name)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=time.time())
