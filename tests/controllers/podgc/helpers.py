@@ -42,14 +42,16 @@ async def add_node(client: Client, nodes: list[str], clock: FakeClock, suffix: s
 
 
 async def add_pod(client: Client, name: str, *, phase: str | None = "Running", reason: str | None = None,
-                  **kw: Any) -> dict:
-    """A pod with the given phase (and status reason) written to its status, as a kubelet would."""
+                  conditions: list[dict] | None = None, **kw: Any) -> dict:
+    """A pod with the given phase (status reason, conditions) written to its status, as a kubelet would."""
     pod = await client.create("pods", make_pod(name, **kw))
     if phase is None:
         return pod
     status: dict[str, Any] = {"phase": phase}
     if reason:
         status["reason"] = reason
+    if conditions:
+        status["conditions"] = conditions
     return await client.patch("pods", name, {"status": status}, subresource="status")
 
 

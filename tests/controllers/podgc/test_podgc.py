@@ -102,7 +102,8 @@ async def test_orphans_of_a_deleted_node_go_after_the_quarantine(client, nodes, 
     live_node = await add_node(client, nodes, clock, "live")
     running, ctl = await start(client, clock)
     try:
-        await add_pod(client, "held", node=gone_node, finalizers=[HOLD])
+        ready = {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+        await add_pod(client, "held", node=gone_node, finalizers=[HOLD], conditions=[ready])
         await add_pod(client, "orphan", node=gone_node)
         await add_pod(client, "orphan-done", node=gone_node, phase="Succeeded")
         await add_pod(client, "returns", node=back_node)
@@ -132,6 +133,7 @@ async def test_orphans_of_a_deleted_node_go_after_the_quarantine(client, nodes, 
         assert target is not None, held["status"]
         assert (target["status"], target["reason"], target["message"]) == \
             ("True", "DeletionByPodGC", "PodGC: node no longer exists")
+        assert condition(held, "Ready") == ready, "the kubelet's conditions are kept"
         returns = await client.get("pods", "returns")
         assert returns["status"]["phase"] == "Running"
         assert not returns["metadata"].get("deletionTimestamp")
