@@ -362,5 +362,5 @@ def _emit_object(ctx: Ctx, mode: str, template: str, obj: dict[str, Any]) -> Non
     elif mode == "yaml":
         ctx.out.write("---\n" + to_yaml(obj))
     else:
-        ctx.out.write(_render(mode, template, obj) + ("" if mode == "jsonpath" else ""))
+        ctx.out.write(_render(mode, template, obj))
     ctx.out.flush()

@@ -52,8 +52,6 @@ def normalize_argv(argv: list[str]) -> list[str]:
         if m and m.group(1) in BOOL_FLAGS:
             truthy = m.group(2).lower() in ("true", "1", "t")
             out.append(f"--{m.group(1)}" if truthy else f"--no-{m.group(1)}")
-        elif arg == "--":
-            out.append(arg)
         else:
             out.append(arg)
     return out
