@@ -7,8 +7,6 @@ import argparse
 import asyncio
 from typing import Any
 
-import aiohttp
-
 from api import errors
 from api.registry import ResourceInfo
 from cli import jsonpath, manifests
@@ -95,22 +93,6 @@ def _ensure_table(doc: dict[str, Any]) -> dict[str, Any]:
             "rows": [{"cells": [(o.get("metadata") or {}).get("name", ""),
                                 age((o.get("metadata") or {}).get("creationTimestamp"))],
                       "object": {"metadata": o.get("metadata") or {}}} for o in items]}
-
-
-class TableWatch(Watch):
-    """A watch whose events carry one-row Tables (the Accept kubectl sends for ``get -w``)."""
-
-    async def _open(self) -> aiohttp.ClientResponse:
-        from client.rest import _status_error
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._client.timeout,
-                                        sock_read=self._read_timeout)
-        resp = await self._client._session_now().get(self._client.server + self._path, params=self._params,
-                                                     timeout=timeout, headers={"Accept": TABLE_ACCEPT})
-        if resp.status >= 400:
-            body = await resp.read()
-            resp.release()
-            raise _status_error(resp.status, body, resp.reason)
-        return resp
 
 
 # -------------------------------------------------------------------------- the command
@@ -327,8 +309,8 @@ async def _watch(ctx: Ctx, client: Client, mode: str, template: str, info: Resou
                 params["fieldSelector"] = field_selector
             if timeout:
                 params["timeoutSeconds"] = str(max(1, int(timeout)))
-            cls = TableWatch if table_mode else Watch
-            w = cls(client, client.path(info, ns), params, int(timeout) if timeout else None)
+            w = Watch(client, client.path(info, ns), params, int(timeout) if timeout else None,
+                      {"Accept": TABLE_ACCEPT} if table_mode else None)
             async with w:
                 async for etype, obj in w:
                     if etype == "BOOKMARK":

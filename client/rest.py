@@ -398,9 +398,11 @@ class Client:
     def watch(self, resource: Resource, namespace: str | None = None, *, resource_version: str | None = None,
               label_selector: str | dict[str, str] | None = None, field_selector: str | None = None,
               allow_bookmarks: bool = True, timeout_seconds: int | None = None,
-              send_initial_events: bool | None = None, name: str | None = None) -> Watch:
+              send_initial_events: bool | None = None, name: str | None = None,
+              headers: dict[str, str] | None = None) -> Watch:
         """A watch stream (``namespace=None``: all namespaces; ``name``: one object, as a
-        ``metadata.name`` field selector). Iterate it with ``async for type, obj in ...``."""
+        ``metadata.name`` field selector). Iterate it with ``async for type, obj in ...``.
+        ``headers`` go with the request (an Accept asking for Tables, say)."""
         info = resource_info(resource)
         if name is not None:
             by_name = f"metadata.name={name}"
@@ -408,7 +410,7 @@ class Client:
         params = _params(watch=True, resource_version=resource_version, label_selector=label_selector,
                          field_selector=field_selector, allow_watch_bookmarks=allow_bookmarks or None,
                          timeout_seconds=timeout_seconds, send_initial_events=send_initial_events)
-        return Watch(self, self.path(info, namespace), params, timeout_seconds)
+        return Watch(self, self.path(info, namespace), params, timeout_seconds, headers)
 
     # -- common subresources ---------------------------------------------------------------
 
@@ -442,10 +444,12 @@ class Watch:
     which is where a caller resumes after the stream ends.
     """
 
-    def __init__(self, client: Client, path: str, params: dict[str, str], timeout_seconds: int | None):
+    def __init__(self, client: Client, path: str, params: dict[str, str], timeout_seconds: int | None,
+                 headers: dict[str, str] | None = None):
         self._client = client
         self._path = path
         self._params = params
+        self._headers = headers
         # Reads may legitimately stall between events; only bound them when the server was asked to
         # end the stream, with a margin so that its own close wins.
         self._read_timeout = None if timeout_seconds is None else timeout_seconds + 30.0
@@ -462,7 +466,7 @@ class Watch:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._client.timeout,
                                         sock_read=self._read_timeout)
         resp = await self._client._watch_session_now().get(self._client.server + self._path, params=self._params,
-                                                     timeout=timeout)
+                                                           timeout=timeout, headers=self._headers)
         if resp.status >= 400:
             body = await resp.read()
             resp.release()

@@ -105,6 +105,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--node-monitor-grace-period", default="40s")
     p.add_argument("--node-monitor-period", default="5s")
     p.add_argument("--node-eviction-rate", type=float, default=0.1)
+    p.add_argument("--terminated-pod-gc-threshold", type=int, default=12500,
+                   help="terminated pods kept before the oldest are deleted (<= 0: keep all)")
     p.add_argument("--bind-address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="health and metrics port (-1: none)")
     p.add_argument("--v", dest="log_level", default=None)
@@ -116,7 +118,8 @@ async def _main(args: argparse.Namespace) -> None:
     config = ControllerConfig(cluster_cidr=args.cluster_cidr, node_cidr_mask_size=args.node_cidr_mask_size,
                               node_monitor_grace_period=parse_duration(args.node_monitor_grace_period),
                               node_monitor_period=parse_duration(args.node_monitor_period),
-                              node_eviction_rate=args.node_eviction_rate)
+                              node_eviction_rate=args.node_eviction_rate,
+                              terminated_pod_gc_threshold=args.terminated_pod_gc_threshold)
     client = await Client.from_kubeconfig(args.kubeconfig)
     try:
         await run_component("controller-manager", lambda: run_controllers(client, names, config), client=client,
