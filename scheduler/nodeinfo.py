@@ -48,8 +48,7 @@ class _PodEntry:
 
     def __init__(self, pod: dict):
         self.pod = pod
-        self.requests = resources.pod_requests(pod)
-        self.nonzero = resources.pod_nonzero_requests(pod)
+        self.requests, self.nonzero = resources.requests_of(pod)
         self.ports = resources.host_ports(pod)
 
 

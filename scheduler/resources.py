@@ -118,6 +118,27 @@ def pod_nonzero_requests(pod: Mapping) -> Resources:
     return _compute(pod, nonzero=True)
 
 
+_REMEMBERED: dict[tuple[str, str], tuple[Resources, Resources]] = {}
+_REMEMBER_AT_MOST = 50_000
+
+
+def requests_of(pod: Mapping) -> tuple[Resources, Resources]:
+    """``(pod_requests(pod), pod_nonzero_requests(pod))``, remembered by uid and resourceVersion
+    (a pod's containers cannot change without a new resourceVersion), so one pod's requests are
+    worked out once however many times a cycle and the cache ask. The dicts are shared: read only."""
+    meta = pod.get("metadata") or {}
+    uid, rv = meta.get("uid"), meta.get("resourceVersion")
+    if not uid or not rv:
+        return _compute(pod, nonzero=False), _compute(pod, nonzero=True)
+    key = (uid, rv)
+    hit = _REMEMBERED.get(key)
+    if hit is None:
+        if len(_REMEMBERED) >= _REMEMBER_AT_MOST:
+            _REMEMBERED.clear()
+        hit = _REMEMBERED[key] = (_compute(pod, nonzero=False), _compute(pod, nonzero=True))
+    return hit
+
+
 def node_allocatable(node: Mapping) -> Resources:
     """The node's allocatable resources (capacity when allocatable is not reported)."""
     status = node.get("status") or {}

@@ -64,9 +64,8 @@ class _FitRequest:
     __slots__ = ("checks", "requests", "nonzero")
 
     def __init__(self, pod: dict, ignored: set[str], ignored_groups: set[str]):
-        req = resources.pod_requests(pod)
+        req, self.nonzero = resources.requests_of(pod)
         self.requests = req
-        self.nonzero = resources.pod_nonzero_requests(pod)
         checks = []
         for name, v in req.items():
             if v <= 0 or name == PODS or name in ignored:
@@ -317,7 +316,7 @@ class NodeResourcesBalancedAllocation:
         _resource_weights(args.get("resources"), "resources")
 
     def pre_score(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> Status:
-        req = resources.pod_requests(pod)
+        req = resources.requests_of(pod)[0]
         if not any(req.get(n, 0) > 0 for n in self.resources):
             return Status.skip()
         state[_BALANCED_STATE] = req
@@ -326,7 +325,7 @@ class NodeResourcesBalancedAllocation:
     def score_batch(self, state: CycleState, pod: dict, nodes: list[NodeInfo]) -> list[int]:
         req = state.get(_BALANCED_STATE)
         if req is None:
-            req = resources.pod_requests(pod)
+            req = resources.requests_of(pod)[0]
         plan = [(name, req.get(name, 0)) for name in self.resources]
         if self.resources == [CPU, MEMORY]:
             cpu, mem = plan[0][1], plan[1][1]
@@ -356,7 +355,7 @@ class NodeResourcesBalancedAllocation:
     def score(self, state: CycleState, pod: dict, node: NodeInfo) -> tuple[int, Status]:
         req = state.get(_BALANCED_STATE)
         if req is None:
-            req = resources.pod_requests(pod)
+            req = resources.requests_of(pod)[0]
         fractions = []
         for name in self.resources:
             have = node.allocatable.get(name, 0)

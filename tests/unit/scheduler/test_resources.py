@@ -141,3 +141,22 @@ def test_snapshot_set_and_remove_keep_affinity_lists():
     snap._by_name["a"] = snap.nodes[0]
     snap.invalidate()
     assert [n.name for n in snap.have_pods_with_affinity] == ["a", "c"]
+
+
+def test_requests_remembered_by_uid_and_resource_version():
+    pod = make_pod(cpu="500m")
+    pod["metadata"].update(uid="u-remember", resourceVersion="7")
+    first = resources.requests_of(pod)
+    assert first == ({"cpu": 500}, {"cpu": 500, "memory": resources.DEFAULT_MEMORY_REQUEST})
+    # The same uid and resourceVersion: the same (remembered) answer, even for a copy.
+    assert resources.requests_of(dict(pod, spec=dict(pod["spec"], nodeName="n1"))) is first
+    # A new resourceVersion (the pod was resized): worked out again.
+    resized = make_pod(cpu="2")
+    resized["metadata"].update(uid="u-remember", resourceVersion="8")
+    assert resources.requests_of(resized)[0] == {"cpu": 2000}
+    # Without a resourceVersion nothing is remembered.
+    bare = make_pod(cpu="1")
+    bare["metadata"].pop("resourceVersion", None)
+    assert resources.requests_of(bare)[0] == {"cpu": 1000}
+    bare["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "3"
+    assert resources.requests_of(bare)[0] == {"cpu": 3000}
