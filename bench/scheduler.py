@@ -183,6 +183,17 @@ async def _count_bound(url: str, total: int, done: asyncio.Future, progress: dic
                             return
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    """User plus system CPU time a live process has used so far (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _start_scheduler(kubeconfig: Path, log_path: Path, port: int) -> subprocess.Popen:
     with open(log_path, "wb") as log:
         return subprocess.Popen(
@@ -226,6 +237,8 @@ async def e2e(nodes: int, pods: int, anti: bool = False, concurrency: int = 32, 
             done: asyncio.Future = asyncio.get_running_loop().create_future()
             progress: dict = {"bound": 0}
             bodies = [orjson.dumps(pod_obj(i, anti)) for i in range(pods)]
+            api_pid = getattr(getattr(server, "process", None), "pid", None)
+            api_cpu0 = _cpu_seconds(api_pid)
             if backlog:
                 t = time.perf_counter()
                 await _create_all(url, "/api/v1/namespaces/bench/pods", bodies, concurrency)
@@ -246,11 +259,17 @@ async def e2e(nodes: int, pods: int, anti: bool = False, concurrency: int = 32, 
             watcher.cancel()
             last = progress.get("last", time.perf_counter())
             bound = progress["bound"]
+            # CPU each process spent per bound pod: what the pods cost where (the machine's
+            # cores are shared, so wall time alone does not say who was the limit).
+            sched_cpu = _cpu_seconds(sched_proc.pid)
+            api_cpu = _cpu_seconds(api_pid) - api_cpu0
             return {"scenario": "e2e" + ("-anti" if anti else "") + ("-backlog" if backlog else ""),
                     "nodes": nodes, "pods": pods,
                     "node_create_s": round(nodes_s, 1), "pods_created_per_s": round(pods / created_s, 1),
                     "bound": bound, "seconds": round(last - first, 2),
-                    "pods_per_s": round(bound / (last - first), 1)}
+                    "pods_per_s": round(bound / (last - first), 1),
+                    "scheduler_cpu_ms_per_pod": round(sched_cpu * 1000 / max(bound, 1), 2),
+                    "apiserver_cpu_ms_per_pod": round(api_cpu * 1000 / max(bound, 1), 2)}
         finally:
             if sched_proc is not None:
                 sched_proc.terminate()
