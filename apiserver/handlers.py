@@ -329,7 +329,13 @@ class ResourceHandler:
                 res = await self.backend.list(prefix, start_key=start_key, limit=batch, revision=revision)
                 revision = res.revision
                 for kv in res.items:
-                    e = cache._entry(kv.key, kv.value, kv.mod_revision)
+                    if match is None:
+                        # Nothing to match: the response needs the bytes only, not the decoded
+                        # labels and fields.
+                        e = Entry(kv.key, "", "", kv.mod_revision, {}, {},
+                                  codec.with_resource_version(kv.value, kv.mod_revision))
+                    else:
+                        e = cache._entry(kv.key, kv.value, kv.mod_revision)
                     if match is None or match(e):
                         if limit and len(entries) >= limit:
                             next_key = kv.key
@@ -410,10 +416,16 @@ class ResourceHandler:
                     await resp.write(cache.bookmark())
                     next_bookmark = now + BOOKMARK_INTERVAL
                     continue
-                try:
-                    ev = await asyncio.wait_for(watcher.queue.get(), wait)
-                except TimeoutError:
-                    continue
+                if not watcher.queue.empty():
+                    ev = watcher.queue.get_nowait()
+                else:
+                    # A timeout scope rather than wait_for: no task per wait, which with
+                    # thousands of watchers is most of the cost of delivering an event.
+                    try:
+                        async with asyncio.timeout(wait):
+                            ev = await watcher.queue.get()
+                    except TimeoutError:
+                        continue
                 if ev is None:
                     break
                 batch = [line(ev)]
