@@ -5,6 +5,8 @@
 Everything runs on this machine in one go so the figures can be compared: the API server on
 SQLite and on etcd (each its own process), raw etcd puts and a bare aiohttp echo server driven by
 the same load generator (this process), which is the ceiling of any Python HTTP write path here.
+Beside each create rate the server's CPU time per request is printed (all its threads): on a
+machine shared with other work it moves far less than the rates do.
 """
 
 from __future__ import annotations
@@ -54,6 +56,20 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_note(pid: int | None, before: float, requests: int) -> str:
+    """Server CPU per request: steadier than rates on a machine shared with other work."""
+    if pid is None:
+        return ""
+    return f"  server CPU {(cpu_seconds(pid) - before) / requests * 1e6:5.0f} us/req"
 
 
 async def ensure_namespace(session: aiohttp.ClientSession, ns: str) -> None:
@@ -155,15 +171,16 @@ def start_echo() -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-async def create_series(label: str, url: str, n: int, results: dict) -> None:
+async def create_series(label: str, url: str, n: int, results: dict, pid: int | None = None) -> None:
     async with aiohttp.ClientSession(url) as s:
         await ensure_namespace(s, "bench")
     for conc in (1, 16, 64):
         total = n if conc > 1 else max(n // 4, 200)
+        before = cpu_seconds(pid) if pid is not None else 0.0
         rate, lat = await closed_loop(url, "/api/v1/namespaces/bench/pods", total, conc, f"{label}-c{conc}")
         results[(label, conc)] = rate
         print(f"  {label:8s} {conc:3d} clients: {rate:7.0f} creates/s  p50 {pct(lat, 50):6.1f} ms  "
-              f"p99 {pct(lat, 99):6.1f} ms", flush=True)
+              f"p99 {pct(lat, 99):6.1f} ms" + cpu_note(pid, before, total), flush=True)
 
 
 async def watch_fanout(url: str, watchers: int, pods: int) -> None:
@@ -274,10 +291,12 @@ async def main_async(args) -> None:
         try:
             for conc in (1, 16, 64):
                 total = n if conc > 1 else max(n // 4, 200)
+                before = cpu_seconds(echo_proc.pid)
                 rate, lat = await closed_loop(echo_url, "/echo", total, conc, "echo")
                 results[("echo", conc)] = rate
                 print(f"  {'echo':8s} {conc:3d} clients: {rate:7.0f} req/s     p50 {pct(lat, 50):6.1f} ms  "
-                      f"p99 {pct(lat, 99):6.1f} ms   (aiohttp echo: ceiling)", flush=True)
+                      f"p99 {pct(lat, 99):6.1f} ms" + cpu_note(echo_proc.pid, before, total)
+                      + "   (aiohttp echo: ceiling)", flush=True)
         finally:
             echo_proc.terminate()
             echo_proc.wait()
@@ -288,7 +307,7 @@ async def main_async(args) -> None:
             print(f"  {'raw etcd':8s} {conc:3d} clients: {rate:7.0f} puts/s (aetcd, same bytes)", flush=True)
         sqlite = ApiServer(os.path.join(tmp, "sqlite")).start()
         try:
-            await create_series("sqlite", sqlite.url, n, results)
+            await create_series("sqlite", sqlite.url, n, results, sqlite.process.pid)
             rate, lat = await open_loop(sqlite.url, "/api/v1/namespaces/bench/pods", 500, 10, "open")
             print(f"  sqlite   500/s offered for 10 s: achieved {rate:.0f}/s, p50 {pct(lat, 50):.1f} ms, "
                   f"p99 {pct(lat, 99):.1f} ms", flush=True)
@@ -296,7 +315,7 @@ async def main_async(args) -> None:
             sqlite.stop()
         on_etcd = ApiServer(os.path.join(tmp, "on-etcd"), etcd_servers=etcd.client_url).start()
         try:
-            await create_series("etcd", on_etcd.url, n, results)
+            await create_series("etcd", on_etcd.url, n, results, on_etcd.process.pid)
             rate, lat = await open_loop(on_etcd.url, "/api/v1/namespaces/bench/pods", 500, 10, "open")
             print(f"  etcd     500/s offered for 10 s: achieved {rate:.0f}/s, p50 {pct(lat, 50):.1f} ms, "
                   f"p99 {pct(lat, 99):.1f} ms", flush=True)
