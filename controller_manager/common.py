@@ -7,6 +7,8 @@
   selector and releasing owned objects that stopped matching (ControllerRefManager).
 - Pods from templates: a pod (or any object) created from a template with the controller as its
   owner and ``generateName``.
+- Informer indexes by controller uid and of orphans, and what a claim looks at.
+- The order in which a controller deletes pods when it scales down (Kubernetes' ActivePods sort).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from api import errors, meta
 from api.selectors import LabelSelector, from_label_selector
-from client.informer import copy_object
+from client.informer import Informer, copy_object
 
 EXPECTATIONS_TIMEOUT = 300.0          # seconds after which unmet expectations are given up on
 
@@ -210,3 +212,93 @@ def pod_from_template(template: dict, owner: dict, *, name: str | None = None,
     else:
         md["generateName"] = generate_name or owner["metadata"]["name"] + "-"
     return {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": tmpl.get("spec") or {}}
+
+
+# --- indexes of owned objects ----------------------------------------------------------------
+
+OWNER_INDEX = "controller-uid"          # pods (or ReplicaSets) by their controller's uid
+ORPHAN_INDEX = "orphans-by-namespace"   # objects without a controller, by namespace
+
+_PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def _owner_uid(obj: dict) -> list[str]:
+    ref = controller_ref(obj)
+    return [ref["uid"]] if ref and ref.get("uid") else []
+
+
+def _orphan_ns(obj: dict) -> list[str]:
+    if controller_ref(obj) is not None:
+        return []
+    ns = (obj.get("metadata") or {}).get("namespace")
+    return [ns] if ns else []
+
+
+def ensure_owner_indexes(informer: Informer) -> None:
+    """Index an informer's objects by controller uid and orphans by namespace (once per informer,
+    whichever controller asks first)."""
+    for name, fn in ((OWNER_INDEX, _owner_uid), (ORPHAN_INDEX, _orphan_ns)):
+        try:
+            informer.add_indexer(name, fn)
+        except ValueError:
+            pass  # already there: another controller sharing the informer added it
+
+
+def candidates(informer: Informer, owner: dict) -> list[dict]:
+    """Objects ``owner`` controls plus the orphans of its namespace: what a claim looks at."""
+    md = owner["metadata"]
+    return informer.by_index(OWNER_INDEX, md["uid"]) + informer.by_index(ORPHAN_INDEX, md["namespace"])
+
+
+def resolve_controller(informer: Informer, namespace: str, ref: dict | None, kind: str) -> dict | None:
+    """The object a controllerRef names, if it is still the same object (uid)."""
+    if ref is None or ref.get("kind") != kind:
+        return None
+    obj = informer.get(f"{namespace}/{ref.get('name')}")
+    if obj is None or obj["metadata"].get("uid") != ref.get("uid"):
+        return None
+    return obj
+
+
+# --- scale-down order -----------------------------------------------------------------------
+
+def _ts(s: str | None) -> float | None:
+    if not s:
+        return None
+    try:
+        return meta.parse_rfc3339(s).timestamp()
+    except ValueError:
+        return None
+
+
+def ready_since(pod: dict) -> float | None:
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready" and c.get("status") == "True":
+            return _ts(c.get("lastTransitionTime"))
+    return None
+
+
+def _restarts(pod: dict) -> int:
+    return max((int(cs.get("restartCount") or 0) for cs in (pod.get("status") or {}).get("containerStatuses")
+                or []), default=0)
+
+
+def deletion_key(pod: dict) -> tuple:
+    """Sort key putting the pods to delete first: unassigned before assigned; Pending before
+    Unknown before Running; not ready before ready; ready for less time before longer (unknown
+    time first); more container restarts first; newer before older (unknown creation first)."""
+    spec = pod.get("spec") or {}
+    phase = (pod.get("status") or {}).get("phase")
+    ready = is_pod_ready(pod)
+    since = ready_since(pod) if ready else None
+    created = _ts((pod.get("metadata") or {}).get("creationTimestamp"))
+    return (1 if spec.get("nodeName") else 0,
+            _PHASE_ORDER.get(phase or "", 0),
+            1 if ready else 0,
+            (0, 0.0) if not ready or since is None else (1, -since),
+            -_restarts(pod),
+            (0, 0.0) if created is None else (1, -created))
+
+
+def deletion_order(pods: list[dict]) -> list[dict]:
+    return sorted(pods, key=deletion_key)

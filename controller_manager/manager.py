@@ -16,7 +16,7 @@ import structlog
 
 from client.component import parse_duration, run_component
 from client.events import EventRecorder
-from client.informer import SharedInformerFactory
+from client.informer import SharedInformerFactory, strip_managed_fields
 from client.rest import Client
 from client.workqueue import PrometheusMetrics
 from controller_manager import controllers as controllers_pkg
@@ -80,7 +80,8 @@ class Recorders:
 
 async def run_controllers(client: Client, names: list[str], config: ControllerConfig) -> None:
     classes = available()
-    informers = SharedInformerFactory(client)
+    # Controllers never read managedFields; dropping them keeps the caches about a third smaller.
+    informers = SharedInformerFactory(client, transform=strip_managed_fields)
     recorders = Recorders(client)
     ctx = ControllerContext(client=client, informers=informers, recorder=recorders, config=config,
                             metrics=PrometheusMetrics.shared())

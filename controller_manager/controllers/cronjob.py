@@ -30,8 +30,13 @@ from api import errors, meta
 from client.informer import copy_object
 from controller_manager import cron
 from controller_manager.base import Controller, ControllerContext
-from controller_manager.common import controller_ref, owner_ref_for
-from controller_manager.controllers.replicaset import OWNER_INDEX, ensure_owner_indexes, resolve_controller
+from controller_manager.common import (
+    OWNER_INDEX,
+    controller_ref,
+    ensure_owner_indexes,
+    owner_ref_for,
+    resolve_controller,
+)
 from controller_manager.jobutil import finished_condition
 
 CRONJOBS = "cronjobs.batch"

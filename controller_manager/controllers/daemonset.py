@@ -27,17 +27,15 @@ from controller_manager import history, taints
 from controller_manager.base import Controller, ControllerContext
 from controller_manager.common import (
     Expectations,
+    candidates,
     claim,
     controller_ref,
+    ensure_owner_indexes,
     is_pod_available,
     is_pod_ready,
     pod_from_template,
-    selector_of,
-)
-from controller_manager.controllers.replicaset import (
-    candidates,
-    ensure_owner_indexes,
     resolve_controller,
+    selector_of,
 )
 from controller_manager.deploymentutil import scaled_value
 

@@ -28,15 +28,19 @@ from api import errors, meta
 from client.informer import NAMESPACE_INDEX, copy_object
 from controller_manager import deploymentutil as du
 from controller_manager.base import Controller, ControllerContext
-from controller_manager.common import claim, controller_ref, owner_ref_for, selector_of
-from controller_manager.controllers.replicaset import (
+from controller_manager.common import (
     OWNER_INDEX,
-    PODS,
-    RS,
     candidates,
+    claim,
+    controller_ref,
     ensure_owner_indexes,
+    owner_ref_for,
     resolve_controller,
+    selector_of,
 )
+
+RS = "replicasets.apps"
+PODS = "pods"
 
 DEPLOYMENTS = "deployments.apps"
 

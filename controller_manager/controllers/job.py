@@ -37,20 +37,18 @@ from api import errors, meta
 from client.informer import NAMESPACE_INDEX, copy_object
 from controller_manager.base import Controller, ControllerContext
 from controller_manager.common import (
+    OWNER_INDEX,
     Expectations,
+    candidates,
     claim,
     controller_ref,
+    deletion_order,
+    ensure_owner_indexes,
     is_pod_active,
     is_pod_ready,
     pod_from_template,
-    selector_of,
-)
-from controller_manager.controllers.replicaset import (
-    OWNER_INDEX,
-    candidates,
-    deletion_order,
-    ensure_owner_indexes,
     resolve_controller,
+    selector_of,
 )
 from controller_manager.jobutil import (
     COMPLETION_INDEX,

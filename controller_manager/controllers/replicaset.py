@@ -19,16 +19,21 @@ from typing import Any
 
 from api import errors, meta
 from api.selectors import from_set
-from client.informer import NAMESPACE_INDEX, Informer
+from client.informer import NAMESPACE_INDEX
 from controller_manager.base import Controller, ControllerContext
 from controller_manager.common import (
     Expectations,
+    candidates,
     claim,
     controller_ref,
+    deletion_order,
+    ensure_owner_indexes,
     is_pod_active,
     is_pod_available,
     is_pod_ready,
     pod_from_template,
+    ready_since,
+    resolve_controller,
     selector_of,
 )
 
@@ -37,94 +42,6 @@ PODS = "pods"
 BURST = 500                    # pods created or deleted per pass at most
 SLOW_START_INITIAL = 1
 STATUS_RETRIES = 1
-
-OWNER_INDEX = "controller-uid"          # pods (or ReplicaSets) by their controller's uid
-ORPHAN_INDEX = "orphans-by-namespace"   # objects without a controller, by namespace
-
-_PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
-
-
-def _owner_uid(obj: dict) -> list[str]:
-    ref = controller_ref(obj)
-    return [ref["uid"]] if ref and ref.get("uid") else []
-
-
-def _orphan_ns(obj: dict) -> list[str]:
-    if controller_ref(obj) is not None:
-        return []
-    ns = (obj.get("metadata") or {}).get("namespace")
-    return [ns] if ns else []
-
-
-def ensure_owner_indexes(informer: Informer) -> None:
-    """Index an informer's objects by controller uid and orphans by namespace (once per informer,
-    whichever controller asks first)."""
-    for name, fn in ((OWNER_INDEX, _owner_uid), (ORPHAN_INDEX, _orphan_ns)):
-        try:
-            informer.add_indexer(name, fn)
-        except ValueError:
-            pass  # already there: another controller sharing the informer added it
-
-
-def candidates(informer: Informer, owner: dict) -> list[dict]:
-    """Objects ``owner`` controls plus the orphans of its namespace: what a claim looks at."""
-    md = owner["metadata"]
-    return informer.by_index(OWNER_INDEX, md["uid"]) + informer.by_index(ORPHAN_INDEX, md["namespace"])
-
-
-def resolve_controller(informer: Informer, namespace: str, ref: dict | None, kind: str) -> dict | None:
-    """The object a controllerRef names, if it is still the same object (uid)."""
-    if ref is None or ref.get("kind") != kind:
-        return None
-    obj = informer.get(f"{namespace}/{ref.get('name')}")
-    if obj is None or obj["metadata"].get("uid") != ref.get("uid"):
-        return None
-    return obj
-
-
-# --- scale-down order -----------------------------------------------------------------------
-
-def _ts(s: str | None) -> float | None:
-    if not s:
-        return None
-    try:
-        return meta.parse_rfc3339(s).timestamp()
-    except ValueError:
-        return None
-
-
-def _ready_since(pod: dict) -> float | None:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready" and c.get("status") == "True":
-            return _ts(c.get("lastTransitionTime"))
-    return None
-
-
-def _restarts(pod: dict) -> int:
-    return max((int(cs.get("restartCount") or 0) for cs in (pod.get("status") or {}).get("containerStatuses")
-                or []), default=0)
-
-
-def deletion_key(pod: dict) -> tuple:
-    """Sort key putting the pods to delete first: unassigned before assigned; Pending before
-    Unknown before Running; not ready before ready; ready for less time before longer (unknown
-    time first); more container restarts first; newer before older (unknown creation first)."""
-    spec = pod.get("spec") or {}
-    phase = (pod.get("status") or {}).get("phase")
-    ready = is_pod_ready(pod)
-    since = _ready_since(pod) if ready else None
-    created = _ts((pod.get("metadata") or {}).get("creationTimestamp"))
-    return (1 if spec.get("nodeName") else 0,
-            _PHASE_ORDER.get(phase or "", 0),
-            1 if ready else 0,
-            (0, 0.0) if not ready or since is None else (1, -since),
-            -_restarts(pod),
-            (0, 0.0) if created is None else (1, -created))
-
-
-def deletion_order(pods: list[dict]) -> list[dict]:
-    return sorted(pods, key=deletion_key)
-
 
 # --- the controller -------------------------------------------------------------------------
 CONFLICT_RETRY = 0.05          # seconds before a reconcile that hit a write conflict runs again
@@ -261,7 +178,7 @@ class ReplicaSetController(Controller):
         now = self.clock.now()
         waits = []
         for p in pods:
-            since = _ready_since(p)
+            since = ready_since(p)
             if since is not None and now - since < min_ready:
                 waits.append(since + min_ready - now)
         return max(min(waits), 0.001) + 0.001 if waits else None

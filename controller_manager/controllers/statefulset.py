@@ -29,14 +29,16 @@ from client.informer import NAMESPACE_INDEX
 from controller_manager import history
 from controller_manager.base import Controller, ControllerContext
 from controller_manager.common import (
+    candidates,
     claim,
     controller_ref,
+    ensure_owner_indexes,
     is_pod_available,
     is_pod_ready,
     pod_from_template,
+    resolve_controller,
     selector_of,
 )
-from controller_manager.controllers.replicaset import candidates, ensure_owner_indexes, resolve_controller
 from controller_manager.deploymentutil import scaled_value
 
 STS = "statefulsets.apps"

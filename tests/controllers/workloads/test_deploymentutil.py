@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from controller_manager import deploymentutil as du
-from controller_manager.controllers.replicaset import deletion_order
+from controller_manager.common import deletion_order
 
 
 def test_fnv32a_standard_vectors():
