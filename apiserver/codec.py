@@ -95,7 +95,15 @@ def list_body(kind: str, api_version: str, rv: int, items: list[bytes], cont: st
     if remaining is not None:
         meta["remainingItemCount"] = remaining
     head = orjson.dumps({"kind": kind, "apiVersion": api_version, "metadata": meta})
-    return head[:-1] + b',"items":[' + b",".join(items) + b"]}"
+    start = head[:-1] + b',"items":['
+    if not items:
+        return start + b"]}"
+    # One join over the items and their separators: a large list is copied once.
+    parts: list[bytes] = [b","] * (2 * len(items) + 1)
+    parts[0] = start
+    parts[1::2] = items
+    parts[-1] = b"]}"
+    return b"".join(parts)
 
 
 def watch_line(event_type: str, data: bytes) -> bytes:
