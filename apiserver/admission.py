@@ -55,7 +55,7 @@ class Admission:
     async def admit_create(self, r: ResourceInfo, obj: dict, *, dry_run: bool = False) -> None:
         md = obj["metadata"]
         if r.namespaced:
-            await self._namespace_lifecycle(md.get("namespace") or "")
+            await self._namespace_lifecycle(md.get("namespace") or "", r, md.get("name") or "")
         if r.kind == "Pod":
             await self._priority(obj)
         elif r.kind == "Service":
@@ -125,7 +125,7 @@ class Admission:
         spec["priority"] = value
         spec["preemptionPolicy"] = pc.get("preemptionPolicy") or "PreemptLowerPriority"
 
-    async def _namespace_lifecycle(self, namespace: str) -> None:
+    async def _namespace_lifecycle(self, namespace: str, r: ResourceInfo, name: str) -> None:
         raw = self.peek(_NAMESPACES, None, namespace) if self.peek is not None else None
         if raw is not None and b'"deletionTimestamp"' not in raw and b'"Terminating"' not in raw:
             return          # stored, not being deleted, not terminating: no need to decode it
@@ -134,8 +134,10 @@ class Admission:
             raise NotFound(f'namespaces "{namespace}" not found', kind="namespaces", name=namespace)
         if (ns.get("metadata") or {}).get("deletionTimestamp") or \
                 (ns.get("status") or {}).get("phase") == "Terminating":
-            raise Forbidden(f"unable to create new content in namespace {namespace} because it is being "
-                            f"terminated", kind="namespaces", name=namespace)
+            why = f"unable to create new content in namespace {namespace} because it is being terminated"
+            qualified = f"{r.plural}.{r.group}" if r.group else r.plural
+            raise Forbidden(f'{qualified} "{name}" is forbidden: {why}', kind=r.plural, name=name, group=r.group,
+                            causes=[Cause("NamespaceTerminating", why, "metadata.namespace")])
 
     async def _allocate_service(self, obj: dict, dry_run: bool) -> None:
         spec = obj.setdefault("spec", {})

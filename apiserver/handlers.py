@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
 import contextlib
 import time
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from api.errors import (
     MethodNotAllowed,
     NotFound,
     RequestEntityTooLarge,
+    ServiceUnavailable,
     StatusError,
     UnsupportedMediaType,
     conflict,
@@ -56,6 +58,10 @@ class RequestInfo:
     namespace: str | None
     name: str | None
     subresource: str = ""
+
+
+# Kinds whose Kubernetes storage answers a finished DELETE with the deleted object, not a Status.
+RETURNS_DELETED_OBJECT = {"Pod", "ServiceAccount", "Service", "Namespace"}
 
 
 def parse_bool(value: str | None) -> bool:
@@ -312,7 +318,8 @@ class ResourceHandler:
             cache = self.cache(r)
             entries, next_key = cache.list(info.namespace, match, limit=limit)
             cont = encode_continue(cache.rv, next_key) if next_key else ""
-            return self._list_response(request, info, entries, cache.rv, cont)
+            return self._list_response(request, info, entries, cache.rv, cont,
+                                       self._remaining(info, next_key) if match is None else None)
         return await self._list_storage(request, info, match, limit, 0, "")
 
     async def _list_storage(self, request, info, match, limit, revision, start) -> web.Response:
@@ -348,17 +355,34 @@ class ResourceHandler:
             raise Gone("The provided continue parameter is too old to display a consistent list result. "
                        "You can start a new list without the continue parameter.") from None
         cont = encode_continue(revision, next_key) if next_key else ""
-        return self._list_response(request, info, entries, revision, cont)
+        return self._list_response(request, info, entries, revision, cont,
+                                   self._remaining(info, next_key) if match is None else None)
 
-    def _list_response(self, request, info, entries: list[Entry], rv: int, cont: str) -> web.Response:
+    def _remaining(self, info: RequestInfo, next_key: str | None) -> int | None:
+        """``remainingItemCount`` of a cut list without selectors: the objects from ``next_key`` on,
+        counted in the watch cache (an estimate, as Kubernetes documents it)."""
+        if not next_key:
+            return None
+        cache = self.cache(info.resource)
+        keys = cache.sorted_keys()
+        prefix = info.resource.storage_prefix(info.namespace)
+        lo = bisect.bisect_left(keys, next_key)
+        hi = bisect.bisect_left(keys, prefix + "\U0010ffff")
+        return max(0, hi - lo)
+
+    def _list_response(self, request, info, entries: list[Entry], rv: int, cont: str,
+                       remaining: int | None = None) -> web.Response:
         r = info.resource
         if wants_table(request):
             table = tables.to_table(r, [e.object() for e in entries])
             table.setdefault("metadata", {})["resourceVersion"] = str(rv)
             if cont:
                 table["metadata"]["continue"] = cont
+            if remaining is not None:
+                table["metadata"]["remainingItemCount"] = remaining
             return json_response(table)
-        return json_response(codec.list_body(r.list_kind, r.api_version, rv, [e.data for e in entries], cont))
+        return json_response(codec.list_body(r.list_kind, r.api_version, rv, [e.data for e in entries], cont,
+                                             remaining))
 
     async def watch(self, request: web.Request, info: RequestInfo, name: str | None = None) -> web.StreamResponse:
         r = info.resource
@@ -533,8 +557,18 @@ class ResourceHandler:
         return opts
 
     async def delete(self, request: web.Request, info: RequestInfo) -> web.Response:
+        """A deletion still pending (grace period, finalizers) answers with the object; a finished
+        one with a Success Status naming it, except for the kinds whose Kubernetes storage
+        returns the deleted object."""
+        r = info.resource
         opts = await self.delete_options(request)
-        obj = await self.objects.delete(info.resource, info.namespace, info.name, opts)
+        obj = await self.objects.delete(r, info.namespace, info.name, opts)
+        md = obj.get("metadata") or {}
+        gone = opts.dry_run or not (md.get("deletionTimestamp") or md.get("finalizers") or
+                                    (r.kind == "Namespace" and (obj.get("status") or {}).get("phase") == "Terminating"))
+        if gone and r.kind not in RETURNS_DELETED_OBJECT and not wants_table(request):
+            return json_response(success_status({"name": md.get("name", ""), "group": r.group,
+                                                 "kind": r.plural, "uid": md.get("uid", "")}))
         return self.respond(request, info, obj, 200)
 
     async def delete_collection(self, request: web.Request, info: RequestInfo) -> web.Response:
@@ -573,7 +607,36 @@ class ResourceHandler:
             return await self._scale(request, info)
         elif sub == "binding" and method == "POST":
             return await self._bind(request, info)
+        elif sub == "eviction" and method == "POST":
+            return await self._evict(request, info)
+        elif sub in ("log", "exec", "attach", "portforward"):
+            return await self._node_stream(request, info)
         raise MethodNotAllowed(f"the server does not allow this method on {r.plural}/{sub}")
+
+    async def _evict(self, request: web.Request, info: RequestInfo) -> web.Response:
+        """policy/v1 Eviction: a graceful delete with the eviction's DeleteOptions (no
+        PodDisruptionBudgets are served, so nothing can refuse it)."""
+        raw = await self.read_body(request)
+        body = require_object(codec.decode_body(raw, request.headers.get("Content-Type"))) if raw.strip() else {}
+        name = (body.get("metadata") or {}).get("name")
+        if name not in (None, "", info.name):
+            raise BadRequest(f"name in URL does not match name in Eviction object: {info.name} != {name}")
+        opts = DeleteOptions.from_dict(body.get("deleteOptions") or {}, {})
+        opts.dry_run = opts.dry_run or self.dry_run(request)
+        await self.objects.delete(info.resource, info.namespace, info.name, opts)
+        return json_response(success_status(), 201)
+
+    async def _node_stream(self, request: web.Request, info: RequestInfo) -> web.Response:
+        """Logs, exec, attach and port-forward are served by the pod's node agent, which this
+        cluster reaches only where a kubelet serves them; until then the answer says why."""
+        pod = await self.objects.get(info.resource, info.namespace, info.name)
+        node = (pod.get("spec") or {}).get("nodeName")
+        containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+        container = request.query.get("container") or (containers[0] if containers else "")
+        if not node:
+            raise BadRequest(f'container "{container}" in pod "{info.name}" is waiting to start: '
+                             f'ContainerCreating')
+        raise ServiceUnavailable(f"the node agent of node {node!r} does not serve pods/{info.subresource}")
 
     async def _scale(self, request: web.Request, info: RequestInfo) -> web.Response:
         r = info.resource

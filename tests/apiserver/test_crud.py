@@ -432,3 +432,36 @@ async def test_service_put_keeps_cluster_ip(http):
     assert updated["spec"]["clusterIP"] == created["spec"]["clusterIP"]
     assert updated["spec"]["ports"][0]["nodePort"] == created["spec"]["ports"][0]["nodePort"]
     assert updated["spec"]["selector"] == {"app": "other"}
+
+
+async def test_delete_answers_eviction_and_node_streams(http):
+    ns = await new_namespace(http)
+    await req(http, "POST", f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "c"}}, expect=201)
+    _, status = await req(http, "DELETE", f"/api/v1/namespaces/{ns}/configmaps/c", expect=200)
+    assert status["kind"] == "Status" and status["status"] == "Success"
+    assert status["details"]["name"] == "c" and status["details"]["kind"] == "configmaps"
+    # Pods answer with the deleted object, as Kubernetes' pod storage does.
+    await req(http, "POST", f"/api/v1/namespaces/{ns}/pods", make_pod("p"), expect=201)
+    _, pod = await req(http, "DELETE", f"/api/v1/namespaces/{ns}/pods/p", expect=200)
+    assert pod["kind"] == "Pod"
+    # Eviction is a graceful delete.
+    await req(http, "POST", f"/api/v1/namespaces/{ns}/pods", make_pod("e", node="n1"), expect=201)
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "e", "namespace": ns}}
+    await req(http, "POST", f"/api/v1/namespaces/{ns}/pods/e/eviction", eviction, expect=201)
+    _, evicted = await req(http, "GET", f"/api/v1/namespaces/{ns}/pods/e", expect=200)
+    assert evicted["metadata"]["deletionTimestamp"]
+    status, out = await req(http, "GET", f"/api/v1/namespaces/{ns}/pods/missing/log")
+    assert status == 404 and out["reason"] == "NotFound"
+
+
+async def test_remaining_item_count_and_terminating_namespace_message(http):
+    ns = await new_namespace(http)
+    for i in range(3):
+        await req(http, "POST", f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": f"c{i}"}}, expect=201)
+    _, page = await req(http, "GET", f"/api/v1/namespaces/{ns}/configmaps?limit=2", expect=200)
+    assert page["metadata"]["remainingItemCount"] == 1
+    await req(http, "DELETE", f"/api/v1/namespaces/{ns}", expect=200)
+    status, out = await req(http, "POST", f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "late"}})
+    assert status == 403
+    assert out["message"].startswith('configmaps "late" is forbidden: unable to create new content')
+    assert out["details"]["causes"][0]["reason"] == "NamespaceTerminating"

@@ -198,19 +198,17 @@ def test_configmap_crud(core, ns):
     assert info.value.status == 404
 
 
-@pytest.mark.xfail(strict=True, reason="the server answers a ConfigMap DELETE with the ConfigMap; "
-                                        "Kubernetes answers with a Success Status naming it")
 def test_configmap_delete_answers_with_a_success_status(core, ns):
     created = core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c")))
     answer = core.delete_namespaced_config_map("c", ns)
-    assert isinstance(answer, client.V1Status)
-    assert answer.status == "Success"
-    assert (answer.details.name, answer.details.kind, answer.details.uid) == (
-        "c", "configmaps", created.metadata.uid)
+    # Client 37 types this response as a plain object (dict); older ones deserialize a V1Status.
+    if not isinstance(answer, dict):
+        answer = client.ApiClient().sanitize_for_serialization(answer)
+    assert answer["kind"] == "Status" and answer["status"] == "Success"
+    details = answer["details"]
+    assert (details["name"], details["kind"], details["uid"]) == ("c", "configmaps", created.metadata.uid)
 
 
-@pytest.mark.xfail(strict=True, reason="a LIST cut short by limit carries no metadata.remainingItemCount; "
-                                        "Kubernetes gives it when no selector is used")
 def test_paged_list_counts_what_remains(core, ns):
     for i in range(3):
         core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"c{i}")))
@@ -220,8 +218,6 @@ def test_paged_list_counts_what_remains(core, ns):
     assert page.metadata.remaining_item_count == 1
 
 
-@pytest.mark.xfail(strict=True, reason="GET pods/<missing>/log answers 405 MethodNotAllowed; "
-                                        "Kubernetes answers 404 NotFound for the pod")
 def test_log_of_a_missing_pod_is_not_found(core, ns):
     with pytest.raises(ApiException) as info:
         core.read_namespaced_pod_log("missing", ns)
