@@ -695,28 +695,18 @@ class ResourceHandler:
                 raise conflict(r.plural, info.name, r.group,
                                f"pod {info.name} is already assigned to node \"{spec['nodeName']}\"")
             spec["nodeName"] = node
-            return pod
-
-        pod = await self.objects.guaranteed_update(r, info.namespace, info.name, mutate,
-                                                   dry_run=self.dry_run(request), internal=True,
-                                                   manager=field_manager(request))
-        if not self.dry_run(request):
-            await self._mark_scheduled(info, pod)
-        return json_response(success_status(), 201)
-
-    async def _mark_scheduled(self, info: RequestInfo, pod: dict) -> None:
-        """Binding also records PodScheduled=True, as the Kubernetes binding storage does."""
-        async def mutate(cur: dict) -> dict:
-            status = cur.setdefault("status", {})
+            # PodScheduled=True is recorded in the same write, as Kubernetes' binding storage does.
+            status = pod.setdefault("status", {})
             conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
             conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
                           "lastTransitionTime": _now()})
             status["conditions"] = conds
-            return cur
+            return pod
 
-        with contextlib.suppress(NotFound):
-            await self.objects.guaranteed_update(info.resource, info.namespace, info.name, mutate,
-                                                 subresource="status")
+        await self.objects.guaranteed_update(r, info.namespace, info.name, mutate, subresource="binding",
+                                             dry_run=self.dry_run(request), internal=True,
+                                             manager=field_manager(request))
+        return json_response(success_status(), 201)
 
 
 def field_manager(request: web.Request) -> str:

@@ -225,6 +225,8 @@ class ObjectStore:
                 obj["status"] = new["status"]
             else:
                 obj.pop("status", None)
+        elif subresource == "binding":
+            obj = new                     # binding sets spec.nodeName and PodScheduled in one write
         elif subresource == "finalize":
             obj = copy.deepcopy(old)
             obj.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get("finalizers") or []
