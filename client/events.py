@@ -66,7 +66,7 @@ class _Seen:
 class EventRecorder:
     def __init__(self, client: Any, component: str, host: str | None = None, *, clock: Clock = REAL,
                  window: float = 600.0, queue_size: int = 1000, cache_size: int = 4096,
-                 retries: int = 3, retry_delay: float = 1.0):
+                 retries: int = 3, retry_delay: float = 1.0, writers: int = 8):
         self.client = client
         self.component = component
         self.host = host
@@ -77,9 +77,14 @@ class EventRecorder:
         self.retry_delay = retry_delay
         self.dropped = 0
         self.written = 0
-        self._queue: asyncio.Queue[tuple[dict[str, Any], str, str, str, float]] = asyncio.Queue(queue_size)
+        # Several writers, each with its own queue; an event goes to the writer its object and reason
+        # hash to, so repeats of one event are written in order (create, then count patches).
+        self._queues: list[asyncio.Queue[tuple[dict[str, Any], str, str, str, float]]] = [
+            asyncio.Queue() for _ in range(max(1, writers))]
+        self.queue_size = queue_size           # events waiting, over all writers, before new ones drop
+        self._pending = 0
         self._seen: OrderedDict[tuple[Any, ...], _Seen] = OrderedDict()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._last_nanos = 0
 
     # -- producing -------------------------------------------------------------------------
@@ -89,10 +94,13 @@ class EventRecorder:
         if type not in (NORMAL, WARNING):
             raise ValueError(f"event type must be {NORMAL} or {WARNING}, not {type!r}")
         self._ensure_started()
-        try:
-            self._queue.put_nowait((object_reference(obj), type, reason, message, self.clock.now()))
-        except asyncio.QueueFull:
+        ref = object_reference(obj)
+        if self._pending >= self.queue_size:
             self.dropped += 1
+            return
+        queue = self._queues[hash((ref.get("uid"), ref.get("name"), reason, message)) % len(self._queues)]
+        self._pending += 1
+        queue.put_nowait((ref, type, reason, message, self.clock.now()))
 
     def eventf(self, obj: dict[str, Any], type: str, reason: str, fmt: str, *args: Any) -> None:
         self.event(obj, type, reason, fmt % args if args else fmt)
@@ -106,27 +114,32 @@ class EventRecorder:
     # -- lifecycle -------------------------------------------------------------------------
 
     def _ensure_started(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"events:{self.component}")
+        if self._tasks and not any(t.done() for t in self._tasks):
+            return
+        loop = asyncio.get_running_loop()
+        for t in self._tasks:
+            t.cancel()
+        self._tasks = [loop.create_task(self._run(q), name=f"events:{self.component}:{i}")
+                       for i, q in enumerate(self._queues)]
 
     async def flush(self) -> None:
         """Wait until every event queued so far has been written (or given up on)."""
-        if self._task is not None:
-            await self._queue.join()
+        if self._tasks:
+            await asyncio.gather(*(q.join() for q in self._queues))
 
     async def stop(self, flush: bool = True) -> None:
         if flush:
             await self.flush()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def _run(self, queue: asyncio.Queue) -> None:
         while True:
-            item = await self._queue.get()
+            item = await queue.get()
             try:
                 await self._write(*item)
             except asyncio.CancelledError:
@@ -134,7 +147,8 @@ class EventRecorder:
             except Exception:
                 log.exception("event write failed", component=self.component)
             finally:
-                self._queue.task_done()
+                self._pending -= 1
+                queue.task_done()
 
     def _name(self, obj_name: str, ts: float) -> str:
         nanos = max(int(ts * 1e9), self._last_nanos + 1)
