@@ -5,6 +5,7 @@ terminates gracefully."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 import yaml
@@ -70,8 +71,8 @@ async def test_scale_and_describe(kubectl):
 async def test_delete_wait_follows_a_graceful_pod_until_it_is_gone(kubectl, apiserver):
     name = uniq("gp")
     await kubectl.out("apply", "-f", "-", stdin=pod_manifest(name))
-    binding = ('{"apiVersion":"v1","kind":"Binding","metadata":{"name":"%s"},'
-               '"target":{"apiVersion":"v1","kind":"Node","name":"n1"}}' % name)
+    binding = json.dumps({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                          "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}})
     await kubectl.out("create", "--raw", f"/api/v1/namespaces/default/pods/{name}/binding", "-f", "-", stdin=binding)
     deleting = asyncio.create_task(kubectl.run("delete", "pod", name, "--wait=true", "--timeout=30s"))
     await asyncio.sleep(1.5)
