@@ -14,14 +14,6 @@ import pytest
 from api import errors
 from client.clock import FakeClock
 from client.rest import Client
-from tests.fixtures.apiserver import ApiServer
-
-
-@pytest.fixture(scope="module")
-def apiserver(tmp_path_factory):
-    server = ApiServer(tmp_path_factory.mktemp("apiserver")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""A real API server per module; each test gets its own namespace and a client defaulting to it."""
+"""Controller tests: a real API server per module; each test gets its own namespace and a client
+defaulting to it. Packages that need more (pod runners, clean-up of cluster-wide objects) add or
+override fixtures in their own conftest."""
 
 from __future__ import annotations
 
