@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -21,17 +20,14 @@ import pytest
 
 from api.registry import RESOURCES
 from tests.fixtures.apiserver import ApiServer
+from tests.fixtures.require import require
 
 KUBECTL = "/usr/bin/kubectl"
 TIMEOUT = 60
 
 
 def _require_kubectl() -> None:
-    if not os.access(KUBECTL, os.X_OK):
-        message = f"{KUBECTL} is not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require(KUBECTL)
 
 
 @pytest.fixture(scope="module")

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.fixtures.apiserver import REPO, free_port
+from tests.fixtures.require import require
 
 KUBECTL = "/usr/bin/kubectl"
 
 
 def require_kubectl() -> None:
-    if not os.path.exists(KUBECTL):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{KUBECTL} is missing")
-        pytest.skip(f"{KUBECTL} is missing")
+    require(KUBECTL)
 
 
 def kubectl(kc: Path, cache: Path, *args: str, timeout: float = 60) -> str:

@@ -37,6 +37,7 @@ from proto.k8s import (
     scheduling_pb2,
 )
 from proto.k8s.generate import K8S_DIR, generate
+from tests.fixtures.require import require
 
 KUBECTL = "/usr/bin/kubectl"
 OUR_FILES = (runtime_pb2, meta_pb2, resource_pb2, intstr_pb2, core_pb2, apps_pb2, batch_pb2,
@@ -44,10 +45,7 @@ OUR_FILES = (runtime_pb2, meta_pb2, resource_pb2, intstr_pb2, core_pb2, apps_pb2
 
 
 def _require(path: str) -> None:
-    if not os.access(path, os.X_OK):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is not installed")
-        pytest.skip(f"{path} is not installed")
+    require(path)
 
 
 # --- the generated code and the wire format ------------------------------------------------------
