@@ -32,25 +32,45 @@ Lister = Callable[..., Awaitable[list[dict]]]
 _NAMESPACES = registry.lookup("", "v1", "namespaces")
 _SERVICES = registry.lookup("", "v1", "services")
 _PRIORITY_CLASSES = registry.lookup("scheduling.k8s.io", "v1", "priorityclasses")
+# The resources admission reads; writes to them are remembered so a later admission decision
+# waits for the cache to hold them (a namespace deleted a moment ago refuses new content).
+_READ_BY_ADMISSION = frozenset(r.storage_prefix() for r in (_NAMESPACES, _SERVICES, _PRIORITY_CLASSES))
 
 
 # (resource, namespace, name) -> the stored JSON held in the watch cache, or None when the cache
 # does not hold it (then ask the Getter).
 Peeker = Callable[[ResourceInfo, str | None, str], bytes | None]
+# (resource, revision) -> returns once the watch cache of that resource has seen the revision
+# (or gave up waiting): the caches lag the store, and admission must see this server's own writes.
+CatchUp = Callable[[ResourceInfo, int], Awaitable[object]]
+
 
 
 class Admission:
     def __init__(self, get: Getter, list_all: Lister, service_cidr: str = DEFAULT_SERVICE_CIDR, *,
-                 peek: Peeker | None = None):
+                 peek: Peeker | None = None, catch_up: CatchUp | None = None):
         self.get = get
         self.list_all = list_all
         self.peek = peek
+        self.catch_up = catch_up
+        self._written: dict[str, int] = {}      # storage prefix -> revision of this server's last write
         self.service_net = ipaddress.ip_network(service_cidr)
         # Allocations are decided under one lock and remembered until the service is stored or
         # released, so two concurrent creates never pick the same address.
         self._alloc_lock = asyncio.Lock()
         self._pending_ips: set[str] = set()
         self._pending_ports: set[int] = set()
+
+    def wrote(self, r: ResourceInfo, revision: int) -> None:
+        """Called by the object store after every write it made."""
+        prefix = r.storage_prefix()
+        if prefix in _READ_BY_ADMISSION and revision > self._written.get(prefix, 0):
+            self._written[prefix] = revision
+
+    async def _fresh(self, r: ResourceInfo) -> None:
+        rev = self._written.get(r.storage_prefix())
+        if rev is not None and self.catch_up is not None:
+            await self.catch_up(r, rev)
 
     async def admit_create(self, r: ResourceInfo, obj: dict, *, dry_run: bool = False) -> None:
         md = obj["metadata"]
@@ -104,6 +124,7 @@ class Admission:
         spec = pod.setdefault("spec", {})
         name = spec.get("priorityClassName")
         pc = None
+        await self._fresh(_PRIORITY_CLASSES)
         if name:
             pc = await self.get(_PRIORITY_CLASSES, None, name)
             if pc is None:
@@ -126,6 +147,7 @@ class Admission:
         spec["preemptionPolicy"] = pc.get("preemptionPolicy") or "PreemptLowerPriority"
 
     async def _namespace_lifecycle(self, namespace: str, r: ResourceInfo, name: str) -> None:
+        await self._fresh(_NAMESPACES)
         raw = self.peek(_NAMESPACES, None, namespace) if self.peek is not None else None
         if raw is not None and b'"deletionTimestamp"' not in raw and b'"Terminating"' not in raw:
             return          # stored, not being deleted, not terminating: no need to decode it
@@ -143,6 +165,7 @@ class Admission:
         spec = obj.setdefault("spec", {})
         stype = spec.get("type", "ClusterIP")
         async with self._alloc_lock:
+            await self._fresh(_SERVICES)
             services = await self.list_all(_SERVICES)
             used_ips = {ip for s in services for ip in ((s.get("spec") or {}).get("clusterIPs") or [])}
             used_ips |= self._pending_ips

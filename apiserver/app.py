@@ -79,7 +79,12 @@ async def _lifecycle(app: web.Application, config: Config):
             return [e.object() for e in entries if containing in e.data]
         return [e.object() for e in entries]
 
-    admission = Admission(get, list_all, config.service_cidr, peek=peek)
+    async def catch_up(r: registry.ResourceInfo, rev: int) -> None:
+        # Bounded: a cache that stays behind (a stalled watch) must not hang admission; the
+        # decision then falls back to what the cache holds, as before.
+        await caches[r.storage_prefix()].wait_for_rv(rev, 5.0)
+
+    admission = Admission(get, list_all, config.service_cidr, peek=peek, catch_up=catch_up)
     objects = ObjectStore(backend, admission)
     handler = ResourceHandler(backend, objects, caches)
     app[BACKEND_KEY] = backend

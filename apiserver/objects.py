@@ -130,6 +130,7 @@ class ObjectStore:
                     continue
                 await self.admission.release(r, obj)
                 raise already_exists(r.plural, md["name"], r.group) from None
+            self.admission.wrote(r, kv.mod_revision)
             md["resourceVersion"] = str(kv.mod_revision)
             return obj
         raise AssertionError("unreachable")
@@ -178,11 +179,12 @@ class ObjectStore:
                 return old                               # no-op: no write, no new version
             if _should_delete_after_update(r, obj):
                 try:
-                    await self.backend.delete(key, expected_revision=kv.mod_revision)
+                    gone = await self.backend.delete(key, expected_revision=kv.mod_revision)
                 except RevisionConflict:
                     continue
                 except KeyNotFound:
                     raise not_found(r.plural, name, r.group) from None
+                self.admission.wrote(r, gone.mod_revision)
                 return obj
             if dry_run:
                 return obj
@@ -193,6 +195,7 @@ class ObjectStore:
                 continue
             except KeyNotFound:
                 raise not_found(r.plural, name, r.group) from None
+            self.admission.wrote(r, new_kv.mod_revision)
             obj["metadata"]["resourceVersion"] = str(new_kv.mod_revision)
             return obj
         raise conflict(r.plural, name, r.group, "too many concurrent writers; try again")
@@ -315,6 +318,7 @@ class ObjectStore:
                     continue
                 except KeyNotFound:
                     raise not_found(r.plural, name, r.group) from None
+                self.admission.wrote(r, gone.mod_revision)
                 await self.admission.release(r, old)
                 old["metadata"]["resourceVersion"] = str(gone.mod_revision)
                 return old
@@ -339,6 +343,7 @@ class ObjectStore:
                                                    expected_revision=kv.mod_revision)
             except RevisionConflict:
                 continue
+            self.admission.wrote(r, new_kv.mod_revision)
             md["resourceVersion"] = str(new_kv.mod_revision)
             return obj
         raise conflict(r.plural, name, r.group, "too many concurrent writers; try again")
