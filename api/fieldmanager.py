@@ -49,8 +49,11 @@ def _is_set(meta: PatchMeta, items: list) -> bool:
 
 
 def _item_key(keys: tuple[str, ...], item: Any) -> str:
-    if not isinstance(item, dict):
+    if type(item) is not dict:
         return "v:" + orjson.dumps(item).decode()
+    if len(keys) == 1:
+        k = keys[0]
+        return "k:" + orjson.dumps({k: item[k]} if k in item else {}).decode()
     return "k:" + orjson.dumps({k: item.get(k) for k in keys if k in item}).decode()
 
 
@@ -126,10 +129,10 @@ def field_tree(obj: dict, meta: PatchMeta, *, subresource: str = "") -> dict:
 
 def _tree(value: Any, meta: PatchMeta) -> dict:
     """The sorted FieldsV1 tree under a non-empty map or list."""
-    if isinstance(value, dict):
+    if type(value) is dict:
         return _tree_map(value, meta)
     keys = _list_keys(meta, value)
-    if keys is not None and all(isinstance(i, dict) for i in value):
+    if keys is not None and all(type(i) is dict for i in value):
         item_meta = meta.items()
         node: dict = {}
         for item in value:
@@ -147,9 +150,15 @@ def _tree(value: Any, meta: PatchMeta) -> dict:
 def _tree_map(value: dict, meta: PatchMeta, node: dict | None = None) -> dict:
     if node is None:
         node = {}
+    children = meta._children
     for k in sorted(value):
         v = value[k]
-        node["f:" + k] = _tree(v, meta.child(k)) if v and isinstance(v, dict | list) else {}
+        # Leaves (scalars, empty maps and lists) are most fields: no schema step for them.
+        if v and (type(v) is dict or type(v) is list):
+            child = children.get(k) or meta.child(k)
+            node["f:" + k] = _tree(v, child)
+        else:
+            node["f:" + k] = {}
     return node
 
 

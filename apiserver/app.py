@@ -1,19 +1,22 @@
 """The API server process: storage, watch caches, admission and routes put together.
 
-``build_app(config)`` gives an aiohttp application whose cleanup context opens storage, fills
-the watch caches and creates the namespaces every cluster starts with; ``run(config)`` serves it
-until SIGTERM or SIGINT.
+``opened(config)`` opens storage, fills the watch caches and creates the namespaces every cluster
+starts with; ``run(config)`` serves requests over them until SIGTERM or SIGINT. Requests go to one
+handler on aiohttp's low-level server: the API does its own routing (``parse_path``), so the
+application layer's router and middleware chain would only add cost to every request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
 import threading
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -26,14 +29,12 @@ from apiserver import discovery, metrics, openapi
 from apiserver.admission import Admission
 from apiserver.handlers import ResourceHandler, json_response, parse_path, status_response
 from apiserver.objects import ObjectStore
-from apiserver.storage import Backend, open_backend
+from apiserver.storage import open_backend
 from apiserver.watchcache import WatchCache
 
 log = structlog.get_logger("apiserver")
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-BACKEND_KEY = web.AppKey("backend", Backend)
-HANDLER_KEY = web.AppKey("handler", ResourceHandler)
 
 
 @dataclass
@@ -47,14 +48,9 @@ class Config:
     watch_cache_size: int = 20_000         # events per resource kept in memory for watch resumption
 
 
-def build_app(config: Config) -> web.Application:
-    app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[_errors_and_metrics])
-    app.cleanup_ctx.append(lambda a: _lifecycle(a, config))
-    app.router.add_route("*", "/{tail:.*}", _dispatch)
-    return app
-
-
-async def _lifecycle(app: web.Application, config: Config):
+@contextlib.asynccontextmanager
+async def opened(config: Config) -> AsyncIterator[ResourceHandler]:
+    """Storage, watch caches and admission, ready to serve; closed on exit."""
     backend = await open_backend(config.storage_url)
     caches: dict[str, WatchCache] = {}
     for r in registry.RESOURCES:
@@ -87,8 +83,6 @@ async def _lifecycle(app: web.Application, config: Config):
     admission = Admission(get, list_all, config.service_cidr, peek=peek, catch_up=catch_up)
     objects = ObjectStore(backend, admission)
     handler = ResourceHandler(backend, objects, caches)
-    app[BACKEND_KEY] = backend
-    app[HANDLER_KEY] = handler
     await _bootstrap(objects)
     # The OpenAPI documents take ~0.1 s to build; do it now, off the loop, not on the first request.
     await asyncio.to_thread(openapi.index)
@@ -102,7 +96,7 @@ async def _lifecycle(app: web.Application, config: Config):
         backend.start_compactor(config.compact_interval, config.compact_keep)
     log.info("apiserver ready", storage=config.storage_url.split("://")[0])
     try:
-        yield
+        yield handler
     finally:
         await asyncio.gather(*(c.stop() for c in caches.values()))
         await backend.close()
@@ -152,12 +146,16 @@ async def _bootstrap(objects: ObjectStore) -> None:
                 await objects.create(r, None, obj, manager="navarch-apiserver")
 
 
-@web.middleware
-async def _errors_and_metrics(request: web.Request, handler):
+def request_handler(handler: ResourceHandler) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    """The one coroutine every request goes to: dispatch, Status errors, metrics."""
+    return functools.partial(_errors_and_metrics, handler=handler)
+
+
+async def _errors_and_metrics(request: web.BaseRequest, handler: ResourceHandler) -> web.StreamResponse:
     start = time.perf_counter()
     code = 500
     try:
-        resp = await handler(request)
+        resp = await _dispatch(request, handler)
         code = resp.status
         return resp
     except StatusError as e:
@@ -183,7 +181,7 @@ _NO_INFO_LABELS = {m: (m, "", "", "", "", "", "", "apiserver") for m in
                    ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
 
 
-def _observe(request: web.Request, code: int, seconds: float) -> None:
+def _observe(request: web.BaseRequest, code: int, seconds: float) -> None:
     info = request.get("info")
     q = request.query
     if info is None:
@@ -216,7 +214,7 @@ def _debug_enabled() -> bool:
     return _debug[0]
 
 
-async def _dispatch(request: web.Request) -> web.StreamResponse:
+async def _dispatch(request: web.BaseRequest, handler: ResourceHandler) -> web.StreamResponse:
     path = request.path.rstrip("/") or "/"
     accept = request.headers.get("Accept", "")
     if request.method == "GET":
@@ -251,7 +249,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     if info is None:
         raise NotFound("the server could not find the requested resource")
     request["info"] = info
-    return await request.app[HANDLER_KEY].handle(request, info)
+    return await handler.handle(request, info)
 
 
 def _aggregated(core: bool) -> web.Response:
@@ -264,20 +262,20 @@ async def run(config: Config) -> None:
     # Each request allocates a few hundred containers; collecting the youngest generation every
     # 700 allocations (the default) rescans every request in flight many times over.
     gc.set_threshold(10_000, 10, 10)
-    app = build_app(config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5)
-    await runner.setup()
-    site = web.TCPSite(runner, config.bind_address, config.port, backlog=1024, reuse_address=True)
-    await site.start()
-    log.info("serving", address=f"http://{config.bind_address}:{config.port}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down")
-    await site.stop()                       # no new connections
-    if HANDLER_KEY in app:                  # end open watches so their handlers return at once
-        for cache in app[HANDLER_KEY].caches.values():
+    async with opened(config) as handler:
+        runner = web.ServerRunner(web.Server(request_handler(handler), access_log=None),
+                                  handle_signals=False, shutdown_timeout=5)
+        await runner.setup()
+        site = web.TCPSite(runner, config.bind_address, config.port, backlog=1024, reuse_address=True)
+        await site.start()
+        log.info("serving", address=f"http://{config.bind_address}:{config.port}")
+        await stop.wait()
+        log.info("shutting down")
+        await site.stop()                   # no new connections
+        for cache in handler.caches.values():   # end open watches so their handlers return at once
             cache.close_watchers()
-    await runner.cleanup()
+        await runner.cleanup()

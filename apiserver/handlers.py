@@ -175,8 +175,16 @@ class ResourceHandler:
     # --- bodies and options ----------------------------------------------------------------
 
     async def read_body(self, request: web.Request) -> bytes:
-        if request.content_length is not None and request.content_length > codec.MAX_BODY_BYTES:
-            raise RequestEntityTooLarge("the request body is too large: limit is 3145728 bytes")
+        length = request.content_length
+        if length is not None:
+            if length > codec.MAX_BODY_BYTES:
+                raise RequestEntityTooLarge("the request body is too large: limit is 3145728 bytes")
+            if length == 0:
+                return b""
+            try:
+                return await request.content.readexactly(length)
+            except asyncio.IncompleteReadError:
+                raise BadRequest("the request body ended before its Content-Length") from None
         chunks = []
         size = 0
         async for chunk in request.content.iter_chunked(65536):
