@@ -10,46 +10,35 @@ The source is the JSON schemas that the kubernetes-validate package ships
   merge by key, which are merge-unique primitive sets, which maps carry ``retainKeys``.
 - ``definitions()`` and ``definition_name(...)`` for whoever publishes OpenAPI documents.
 
-Validators are compiled with fastjsonschema (two orders of magnitude faster than an interpreting
-validator), lazily per kind, with ``$ref``s made local and only the reachable definitions
-embedded. Generating one kind's code takes a second or two, so the compiled code is cached on disk
-(``cache_dir()``), keyed by a hash of the schema file, our rewriting rules and the generator's and
-Python's versions. The first ``validate`` of a kind in a process therefore reads a file (a few ms)
-or compiles: call ``warm(kinds)`` from a thread at start-up. Module state is built once under a
-lock and then only read; it is safe to share between threads.
+Each definition is compiled once, lazily, into a checker closure that walks an object's own keys
+(not every property the schema declares) and finds in the same pass the first structural error
+and every unknown field (``check(obj)``); ``warm(kinds)`` compiles ahead of the first request.
+Module state is built once under a lock and then only read; it is safe to share between threads.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
-import marshal
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
 import orjson
 
 from api.errors import Cause
 
 KUBERNETES_VERSION = "v1.32.0"
-_CODEGEN_VERSION = "2"   # bump when the rewriting below changes the generated validators
 
 GVK = tuple[str, str, str]
 
 _lock = threading.RLock()
 _defs: dict[bool, dict[str, Any]] = {}          # strict? -> $defs
 _gvk_index: dict[GVK, str] | None = None
-_validators: dict[str, Any] = {}                 # definition name -> compiled validate function
-_walkers: dict[str, dict[str, Any]] = {}         # definition name -> {field: child spec}
+_checkers: dict[str, Any] = {}                   # definition name -> compiled checker
 _meta_roots: dict[str, PatchMeta] = {}
-_defs_digest = ""
 
 
 # --------------------------------------------------------------------------- loading
@@ -75,9 +64,6 @@ def definitions(strict: bool = False) -> dict[str, Any]:
             d = _defs.get(strict)
             if d is None:
                 raw = (_schema_dir(strict) / "_definitions.json").read_bytes()
-                if not strict:
-                    global _defs_digest
-                    _defs_digest = hashlib.sha256(raw).hexdigest()
                 d = orjson.loads(raw)["$defs"]
                 _defs[strict] = d
     return d
@@ -164,7 +150,7 @@ def _ref_name(ref: str) -> str:
 
 
 def _clean(node: Any, owner: str | None = None) -> Any:
-    """A copy of a schema fragment fit for fastjsonschema: local refs, no prose, null-safe enums."""
+    """A copy of a schema fragment ready to compile: no prose, null-safe enums, our fixes."""
     if isinstance(node, list):
         return [_clean(v) for v in node]
     if not isinstance(node, dict):
@@ -176,7 +162,7 @@ def _clean(node: Any, owner: str | None = None) -> Any:
         if k == "$ref":
             out[k] = "#/definitions/" + _ref_name(v)
         elif k == "format" and v != "date-time":
-            continue                     # int32, int64, byte, double: fastjsonschema knows none of them
+            continue                     # int32, int64, byte, double: the JSON types say enough
         elif k == "properties":
             props = {}
             for pname, pschema in v.items():
@@ -200,132 +186,136 @@ def _clean(node: Any, owner: str | None = None) -> Any:
     return out
 
 
-def _reachable(root: str, defs: dict[str, Any]) -> list[str]:
-    seen: dict[str, None] = {}
-    stack = [root]
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in defs:
-            continue
-        seen[name] = None
-        stack.extend(_refs_in(defs[name]))
-    return list(seen)
+# A compiled checker is ``check(value, at, unknown)``: it raises ``_Invalid`` at the first
+# structural error and appends to ``unknown`` the path of every field a closed (strict) definition
+# does not declare. ``at`` names the value's place as a chain ``(parent, segment)`` that is spelled
+# out only when a path is needed, so a valid object costs one small tuple per nested container.
+# A property whose schema is a bare type is held as the set of Python types it allows and checked
+# inline; only maps and lists cost a call.
+
+Checker = Any
+_Path = tuple | None
+
+# RFC 3339 date-time, as JSON Schema's "date-time" format reads it.
+_DATE = (r"\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+         r"|02-(?:0[1-9]|1\d|2[0-8]))|(?:\d\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29")
+_DATE_TIME = re.compile(rf"^(?:{_DATE})[tT](?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d+)?"
+                        r"(?:[+-](?:[01]\d|2[0-3]):?[0-5]\d|[zZ])\Z")
+
+_PY_TYPES = {"object": (dict,), "array": (list,), "string": (str,), "integer": (int,),
+             "number": (int, float), "boolean": (bool,), "null": (type(None),)}
 
 
-def _refs_in(node: Any) -> Iterable[str]:
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if k == "$ref" and isinstance(v, str):
-                yield _ref_name(v)
-            elif k not in ("description", "enum", "x-kubernetes-group-version-kind"):
-                yield from _refs_in(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _refs_in(v)
+class _Invalid(Exception):
+    def __init__(self, rule: str, at: _Path, value: Any, definition: Any):
+        super().__init__(rule)
+        self.rule, self.at, self.value, self.definition = rule, at, value, definition
 
 
-def _compiled_schema(root: str) -> dict[str, Any]:
-    """The self-contained, non-strict schema of one definition (unknown fields allowed)."""
-    defs = definitions()
-    embedded = {}
-    for name in _reachable(root, defs):
-        embedded[name] = _TYPE_FIXES.get(name) or _clean(defs[name], owner=name)
-    top = dict(embedded[root])
-    top["type"] = "object"              # a whole object is never null
-    top["definitions"] = embedded
-    return top
+def _spell(at: _Path) -> str:
+    parts: list[Any] = []
+    while at is not None:
+        at, seg = at
+        parts.append(seg)
+    out = ""
+    for seg in reversed(parts):
+        out = f"{out}[{seg}]" if isinstance(seg, int) else (f"{out}.{seg}" if out else seg)
+    return out
 
 
-def cache_dir() -> Path:
-    """Where generated validator code is kept: $NAVARCH_SCHEMA_CACHE, else the XDG cache."""
-    explicit = os.environ.get("NAVARCH_SCHEMA_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "navarch" / "schemas"
+def _allowed(types: Any) -> frozenset[type]:
+    names = types if isinstance(types, list) else [types]
+    return frozenset(t for n in names for t in _PY_TYPES.get(n, ()))
 
 
-def _cache_key(root: str) -> str:
-    """Changes whenever the generated code could: schemas, our rewriting, generator, Python."""
-    definitions()
-    h = hashlib.sha256()
-    for part in (_defs_digest, root, _CODEGEN_VERSION, fastjsonschema.VERSION,
-                 importlib.util.MAGIC_NUMBER.hex(), _fixes_fingerprint()):
-        h.update(part.encode())
-        h.update(b"\0")
-    return h.hexdigest()[:24]
+def _bare_type(frag: dict[str, Any]) -> tuple[frozenset[type], Any] | None:
+    """(allowed types, the schema's type) for a fragment that only names a type, else None."""
+    if "$ref" in frag:
+        fixed = _TYPE_FIXES.get(_ref_name(frag["$ref"]))
+        return (_allowed(fixed["type"]), fixed["type"]) if fixed else None
+    if frag.keys() == {"type"}:
+        return _allowed(frag["type"]), frag["type"]
+    return None
 
 
-# The generated code names list items with '"...[{i}]".format(**locals())'; building locals() of
-# a large function for every list field is half the cost of validating a Pod. An f-string says
-# the same and costs nothing: the placeholders are plain local variable names.
-_FORMAT_LOCALS = re.compile(r'"((?:[^"\\{}]|\\.|\{[A-Za-z_][A-Za-z0-9_]*\})*)"\.format\(\*\*locals\(\)\)')
+def _checker(name: str) -> Checker:
+    """The checker of one definition, compiled once (recursive definitions refer to themselves
+    through a forwarding cell while they are being compiled)."""
+    fn = _checkers.get(name)
+    if fn is not None:
+        return fn
+    with _lock:
+        fn = _checkers.get(name)
+        if fn is not None:
+            return fn
+        cell: list[Checker] = []
+        _checkers[name] = lambda v, at, unknown: cell[0](v, at, unknown)
+        frag = _TYPE_FIXES.get(name) or _clean(definitions()[name], owner=name)
+        real = _compile(frag, closed=_closed(name))
+        cell.append(real)
+        _checkers[name] = real
+        return real
 
 
-def _fast_names(source: str) -> str:
-    return _FORMAT_LOCALS.sub(r'f"\1"', source)
+def _compile(frag: dict[str, Any], closed: bool = False) -> Checker:
+    if "$ref" in frag:
+        return _checker(_ref_name(frag["$ref"]))
+    types = frag.get("type")
+    allowed = _allowed(types) if types is not None else None
+    required = tuple(frag.get("required") or ())
+    enum = frag.get("enum")
+    date_time = frag.get("format") == "date-time"
+    props: dict[str, Any] | None = None
+    if frag.get("properties"):
+        props = {}
+        for k, sub in frag["properties"].items():
+            bare = _bare_type(sub)
+            props[k] = bare if bare is not None else _compile(sub)
+    extra = frag.get("additionalProperties")
+    extra_fn = _compile(extra) if isinstance(extra, dict) and extra else None
+    items = frag.get("items")
+    item_fn = _compile(items) if isinstance(items, dict) and items else None
 
-
-def _fixes_fingerprint() -> str:
-    # Sorted explicitly: a frozenset's repr follows string hashing, which differs per process.
-    return json.dumps([sorted(f"{a}.{b}={v}" for (a, b), v in _ENUM_FIXES.items()),
-                       sorted(_TYPE_FIXES.items()),
-                       sorted((k, sorted(v)) for k, v in _REQUIRED_RELAXED.items())], sort_keys=True)
-
-
-def _run(code: Any) -> Any:
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)  # our own generated validator
-    return namespace["validate"]
-
-
-def _build_validator(root: str) -> Any:
-    # The cache holds the marshalled code object: loading it costs milliseconds, where
-    # compiling the generated source again would cost a quarter second and generating it, seconds.
-    path = cache_dir() / f"{root}-{_cache_key(root)}.bin"
-    try:
-        return _run(marshal.loads(path.read_bytes()))
-    except (OSError, ValueError, EOFError, TypeError, KeyError):
-        pass                         # missing, truncated or foreign: regenerate below
-    source = _fast_names(fastjsonschema.compile_to_code(_compiled_schema(root)))
-    code = compile(source, f"<validator {root}>", "exec")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".bin")
-        with os.fdopen(fd, "wb") as f:
-            f.write(marshal.dumps(code))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        for old in path.parent.glob(f"{root}-*.bin"):
-            if old != path:
-                old.unlink(missing_ok=True)   # code for a previous schema or generator
-    except OSError:
-        pass                         # an unwritable cache only costs the next process a compile
-    return _run(code)
-
-
-def _validator(root: str) -> Any:
-    fn = _validators.get(root)
-    if fn is None:
-        with _lock:
-            fn = _validators.get(root)
-            if fn is None:
-                fn = _build_validator(root)
-                _validators[root] = fn
-    return fn
+    def check(v: Any, at: _Path, unknown: list[str]) -> None:
+        tv = v.__class__
+        if allowed is not None and tv not in allowed:
+            raise _Invalid("type", at, v, types)
+        if tv is dict:
+            for r in required:
+                if r not in v:
+                    raise _Invalid("required", at, v, required)
+            if props is not None or extra_fn is not None:
+                for k, x in v.items():
+                    sub = props.get(k) if props is not None else None
+                    if sub is None:
+                        if extra_fn is not None:
+                            extra_fn(x, (at, k), unknown)
+                        elif closed:
+                            unknown.append(_spell((at, k)))
+                    elif sub.__class__ is tuple:
+                        if x.__class__ not in sub[0]:
+                            raise _Invalid("type", (at, k), x, sub[1])
+                    else:
+                        sub(x, (at, k), unknown)
+        elif tv is list:
+            if item_fn is not None:
+                for i, x in enumerate(v):
+                    item_fn(x, (at, i), unknown)
+        if enum is not None and v not in enum:
+            raise _Invalid("enum", at, v, enum)
+        if date_time and tv is str and not _DATE_TIME.match(v):
+            raise _Invalid("format", at, v, "date-time")
+    return check
 
 
 def warm(kinds: Iterable[GVK | str]) -> None:
-    """Compile (or load from the disk cache) the validators of these kinds now.
-
-    Each entry is a ``(group, version, kind)`` tuple or a definition name. Blocking: run it in a
-    thread. Kinds the schemas do not know are skipped.
-    """
+    """Compile the checkers of these kinds now (tens of milliseconds each) rather than on the
+    first write of each. Each entry is a ``(group, version, kind)`` tuple or a definition name;
+    kinds the schemas do not know are skipped."""
     for k in kinds:
         name = k if isinstance(k, str) else definition_name(*k)
         if name and name in definitions():
-            _validator(name)
-            _walker(name)
+            _checker(name)
 
 
 # --------------------------------------------------------------------------- validate
@@ -349,11 +339,28 @@ _JSON_TYPE = {str: "string", bool: "boolean", int: "integer", float: "number", l
               dict: "object", type(None): "null"}
 
 
-def _field_path(name: str | None) -> str:
-    name = name or "data"
-    if name == "data":
-        return ""
-    return name[5:] if name.startswith("data.") else name[4:]
+def check(obj: dict[str, Any], gvk: GVK | None = None) -> tuple[list[Cause], list[str]]:
+    """``(validate(obj), unknown_fields(obj))`` in one pass over the object."""
+    if not isinstance(obj, dict):
+        return [Cause("FieldValueTypeInvalid", f"Invalid value: {_show(obj)}: must be an object", "")], []
+    if gvk is None:
+        gvk = gvk_of(obj)
+        causes = []
+        if not obj.get("apiVersion"):
+            causes.append(Cause("FieldValueRequired", "Required value", "apiVersion"))
+        if not obj.get("kind"):
+            causes.append(Cause("FieldValueRequired", "Required value", "kind"))
+        if causes:
+            return causes, []
+    root = definition_name(*gvk)
+    if root is None:
+        return [], []
+    unknown: list[str] = []
+    try:
+        _checker(root)(obj, None, unknown)
+    except _Invalid as e:
+        return [_cause(e)], unknown
+    return [], unknown
 
 
 def validate(obj: dict[str, Any], gvk: GVK | None = None) -> list[Cause]:
@@ -363,118 +370,55 @@ def validate(obj: dict[str, Any], gvk: GVK | None = None) -> list[Cause]:
     refused), else from the object's own apiVersion and kind. Kinds without a schema pass.
     Unknown fields are not errors here: see ``unknown_fields``.
     """
-    if not isinstance(obj, dict):
-        return [Cause("FieldValueTypeInvalid", f"Invalid value: {_show(obj)}: must be an object", "")]
-    if gvk is None:
-        gvk = gvk_of(obj)
-        causes = []
-        if not obj.get("apiVersion"):
-            causes.append(Cause("FieldValueRequired", "Required value", "apiVersion"))
-        if not obj.get("kind"):
-            causes.append(Cause("FieldValueRequired", "Required value", "kind"))
-        if causes:
-            return causes
-    root = definition_name(*gvk)
-    if root is None:
-        return []
-    try:
-        _validator(root)(obj)
-    except fastjsonschema.JsonSchemaValueException as e:
-        return [_cause(e)]
-    return []
+    return check(obj, gvk)[0]
 
 
-def _cause(e: fastjsonschema.JsonSchemaValueException) -> Cause:
-    path = _field_path(e.name)
-    rule = e.rule
-    value = e.value
+def _cause(e: _Invalid) -> Cause:
+    path = _spell(e.at)
+    rule, value = e.rule, e.value
     if rule == "required":
-        required = e.rule_definition or []
-        present = value if isinstance(value, dict) else {}
-        missing = [r for r in required if r not in present]
+        missing = [r for r in e.definition if r not in value]
         field = missing[0] if missing else ""
         return Cause("FieldValueRequired", "Required value", f"{path}.{field}" if path else field)
     if rule == "type":
-        expected = e.rule_definition
+        expected = e.definition
         if isinstance(expected, list):
-            expected = [t for t in expected if t != "null"]
-            expected = " or ".join(expected)
+            expected = " or ".join(t for t in expected if t != "null")
         got = _JSON_TYPE.get(type(value), type(value).__name__)
         return Cause("FieldValueTypeInvalid",
                      f"Invalid value: {_show(value)}: must be of type {expected}, got {got}", path)
     if rule == "enum":
-        allowed = ", ".join(_show(v) for v in (e.rule_definition or []) if v is not None)
+        allowed = ", ".join(_show(v) for v in (e.definition or []) if v is not None)
         return Cause("FieldValueNotSupported",
                      f"Unsupported value: {_show(value)}: supported values: {allowed}", path)
-    if rule == "format":
-        return Cause("FieldValueInvalid",
-                     f"Invalid value: {_show(value)}: must be a {e.rule_definition} (RFC 3339)", path)
-    detail = e.message
-    prefix = (e.name or "data") + " "
-    if detail.startswith(prefix):
-        detail = detail[len(prefix):]
-    return Cause("FieldValueInvalid", f"Invalid value: {_show(value)}: {detail}", path)
+    return Cause("FieldValueInvalid",
+                 f"Invalid value: {_show(value)}: must be a {e.definition} (RFC 3339)", path)
 
 
 # --------------------------------------------------------------------------- unknown fields
 
-# A child spec is ("ref", name), ("list", spec), ("map", spec) or None (anything goes).
-
-def _spec(schema: dict[str, Any]) -> Any:
-    if "$ref" in schema:
-        return ("ref", _ref_name(schema["$ref"]))
-    items = schema.get("items")
-    if isinstance(items, dict):
-        inner = _spec(items)
-        return ("list", inner) if inner is not None else None
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, dict) and extra:
-        inner = _spec(extra)
-        return ("map", inner) if inner is not None else None
-    return None
-
-
 def _closed(name: str) -> bool:
+    """Whether the strict schemas refuse fields this definition does not declare."""
     schema = definitions(strict=True).get(name) or {}
     return schema.get("additionalProperties") is False and "properties" in schema
-
-
-def _prune(spec: Any) -> Any:
-    """None for a spec under which no field can be unknown (it ends in a definition that takes
-    any keys), so that the walk does not descend there."""
-    if spec is None:
-        return None
-    tag, inner = spec
-    if tag == "ref":
-        return spec if _closed(inner) else None
-    inner = _prune(inner)
-    return (tag, inner) if inner is not None else None
-
-
-def _walker(name: str) -> dict[str, Any] | None:
-    """The known fields of a closed (strict) definition, or None if it takes any keys."""
-    if name in _walkers:
-        return _walkers[name]
-    schema = definitions(strict=True).get(name) or {}
-    fields: dict[str, Any] | None = None
-    if schema.get("additionalProperties") is False and "properties" in schema:
-        fields = {k: _prune(_spec(v)) for k, v in schema["properties"].items()}
-    _walkers[name] = fields
-    return fields
 
 
 def unknown_fields(obj: dict[str, Any], gvk: GVK | None = None) -> list[str]:
     """Paths of fields the strict schema does not know, e.g. ``spec.containers[0].bogus``.
 
     The server answers ``fieldValidation=Strict`` with ``strict decoding error: unknown field
-    "<path>"`` for these, and ``Warn`` with a Warning header each.
+    "<path>"`` for these, and ``Warn`` with a Warning header each. Fields below a structural error
+    are not looked at.
     """
     root = definition_name(*(gvk or gvk_of(obj)))
     if root is None or not isinstance(obj, dict):
         return []
-    out: list[str] = []
-    _walk(("ref", root), obj, "", out)
-    return out
+    unknown: list[str] = []
+    try:
+        _checker(root)(obj, None, unknown)
+    except _Invalid:
+        pass
+    return unknown
 
 
 def strict_decoding_error(paths: Iterable[str]) -> str:
@@ -484,39 +428,6 @@ def strict_decoding_error(paths: Iterable[str]) -> str:
     Warning header.
     """
     return "strict decoding error: " + ", ".join(f'unknown field "{p}"' for p in paths)
-
-
-def _walk(spec: Any, value: Any, path: str, out: list[str]) -> None:
-    tag, inner = spec
-    if tag == "ref":
-        if not isinstance(value, dict):
-            return
-        fields = _walkers.get(inner, _MISSING)
-        if fields is _MISSING:
-            fields = _walker(inner)
-        if fields is None:
-            return
-        for k, v in value.items():
-            # Paths are spelled out only where needed: most fields are known scalars.
-            if k not in fields:
-                out.append(f"{path}.{k}" if path else k)
-            elif v is not None:
-                child = fields[k]
-                if child is not None:
-                    _walk(child, v, f"{path}.{k}" if path else k, out)
-    elif tag == "list":
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                if item is not None:
-                    _walk(inner, item, f"{path}[{i}]", out)
-    elif tag == "map":
-        if isinstance(value, dict):
-            for k, v in value.items():
-                if v is not None:
-                    _walk(inner, v, f"{path}.{k}", out)
-
-
-_MISSING = object()
 
 
 # --------------------------------------------------------------------------- patch metadata

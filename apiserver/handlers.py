@@ -194,16 +194,16 @@ class ResourceHandler:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def read_object(self, request: web.Request, info: RequestInfo) -> tuple[dict, list[str]]:
-        """The request's object with kind/apiVersion filled from the URL; unknown fields handled
-        by ``fieldValidation`` (Strict: 400, Warn: warnings returned, Ignore: dropped silently)."""
+    async def read_object(self, request: web.Request, info: RequestInfo) -> tuple[dict, list[str] | None]:
+        """The request's object with kind/apiVersion filled from the URL, and what
+        ``check_object`` says about its unknown fields."""
         raw = await self.read_body(request)
         if not raw.strip():
             raise BadRequest("the request body is empty")
         obj = require_object(codec.decode_body(raw, request.headers.get("Content-Type")))
         return obj, self.check_object(request, info, obj)
 
-    def check_object(self, request: web.Request, info: RequestInfo, obj: dict) -> list[str]:
+    def check_object(self, request: web.Request, info: RequestInfo, obj: dict) -> list[str] | None:
         r = info.resource
         expect_kind = r.kind
         expect_version = r.api_version
@@ -227,18 +227,22 @@ class ResourceHandler:
                              f'({info.name})')
         return self.field_validation(request, obj, "Scale" if info.subresource == "scale" else None)
 
-    def field_validation(self, request: web.Request, obj: dict, scale_kind: str | None = None) -> list[str]:
+    def field_validation(self, request: web.Request, obj: dict, scale_kind: str | None = None) -> list[str] | None:
+        """Unknown fields by ``fieldValidation``: Strict refuses them here (400), before anything
+        else looks at the object; Warn returns an empty list for the object store to fill with
+        one warning per unknown field when it checks the object's structure (one pass for both);
+        Ignore returns None."""
         mode = request.query.get("fieldValidation", "Warn")
         if mode not in ("Strict", "Warn", "Ignore"):
             raise BadRequest(f'fieldValidation must be one of "Ignore", "Warn", or "Strict", got "{mode}"')
         if mode == "Ignore" or scale_kind:
+            return None
+        if mode == "Warn":
             return []
         unknown = schema.unknown_fields(obj)
-        if not unknown:
-            return []
-        if mode == "Strict":
+        if unknown:
             raise BadRequest(schema.strict_decoding_error(unknown))
-        return [f'unknown field "{f}"' for f in unknown]
+        return None
 
     @staticmethod
     def dry_run(request: web.Request) -> bool:
@@ -486,14 +490,14 @@ class ResourceHandler:
             raise MethodNotAllowed("the server does not allow this method on the requested resource")
         obj, warnings = await self.read_object(request, info)
         created = await self.objects.create(r, info.namespace, obj, dry_run=self.dry_run(request),
-                                            manager=field_manager(request))
+                                            manager=field_manager(request), warnings=warnings)
         return self.respond(request, info, created, 201, warnings)
 
     async def update(self, request: web.Request, info: RequestInfo) -> web.Response:
         obj, warnings = await self.read_object(request, info)
         updated = await self.objects.update(info.resource, info.namespace, info.name, obj,
                                             subresource=info.subresource, dry_run=self.dry_run(request),
-                                            manager=field_manager(request))
+                                            manager=field_manager(request), warnings=warnings)
         return self.respond(request, info, updated, 200, warnings)
 
     async def patch(self, request: web.Request, info: RequestInfo) -> web.Response:
@@ -507,19 +511,20 @@ class ResourceHandler:
         dry = self.dry_run(request)
         if ctype == codec.APPLY_PATCH:
             return await self.apply(request, info, require_object(body, "apply body"), dry)
-        warnings: list[str] = []
+        # Filled by the object store when it checks the patched object (fieldValidation=Warn).
+        warnings = [] if request.query.get("fieldValidation", "Warn") == "Warn" else None
 
         async def mutate(current: dict) -> dict:
             new = apply_patch(r, current, ctype, body)
             pinned = (new.get("metadata") or {}).get("resourceVersion")
             if pinned and pinned != current["metadata"]["resourceVersion"]:
                 raise conflict(r.plural, info.name, r.group)
-            warnings[:] = self.check_object(request, info, new)
+            self.check_object(request, info, new)
             return new
 
         updated = await self.objects.guaranteed_update(r, info.namespace, info.name, mutate,
                                                        subresource=info.subresource, dry_run=dry,
-                                                       manager=field_manager(request))
+                                                       manager=field_manager(request), warnings=warnings)
         return self.respond(request, info, updated, 200, warnings)
 
     async def apply(self, request: web.Request, info: RequestInfo, body: dict, dry: bool) -> web.Response:
@@ -541,7 +546,7 @@ class ResourceHandler:
                 obj = fieldmanager.apply(None, body, meta, manager=manager, force=force,
                                          api_version=r.api_version)
                 try:
-                    created = await self.objects.create(r, info.namespace, obj, dry_run=dry)
+                    created = await self.objects.create(r, info.namespace, obj, dry_run=dry, warnings=warnings)
                 except AlreadyExists:
                     continue                      # lost a race with another creator: apply as update
                 return self.respond(request, info, created, 201, warnings)
@@ -551,7 +556,7 @@ class ResourceHandler:
                                           api_version=r.api_version, subresource=sub)
 
             updated = await self.objects.guaranteed_update(r, info.namespace, info.name, mutate,
-                                                           subresource=sub, dry_run=dry)
+                                                           subresource=sub, dry_run=dry, warnings=warnings)
             return self.respond(request, info, updated, 200, warnings)
         raise conflict(r.plural, info.name, r.group)
 

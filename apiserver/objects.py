@@ -94,10 +94,12 @@ class ObjectStore:
     # --- create ----------------------------------------------------------------------------
 
     async def create(self, r: ResourceInfo, ns: str | None, obj: dict, *, dry_run: bool = False,
-                     manager: str | None = None) -> dict:
+                     manager: str | None = None, warnings: list[str] | None = None) -> dict:
         """Store a new object; ``obj`` is the caller's private dict and is filled in place.
         ``manager`` (the field manager) is recorded as owning what it set; None when the caller
-        already set managedFields (server-side apply)."""
+        already set managedFields (server-side apply). ``warnings``, when given, receives an
+        ``unknown field "<path>"`` line per field the schema does not know (fieldValidation=Warn),
+        found by the same pass that checks the structure."""
         md = obj.setdefault("metadata", {})
         if r.namespaced:
             md["namespace"] = ns
@@ -117,7 +119,7 @@ class ObjectStore:
                                        manager=manager, api_version=r.api_version)
         defaults.apply_defaults(obj)
         await self.admission.admit_create(r, obj, dry_run=dry_run)
-        self._validate(r, obj, validation.validate_create(r, obj))
+        self._validate(r, obj, validation.validate_create(r, obj), warnings)
         if dry_run:
             return obj
         for attempt in range(GENERATE_NAME_ATTEMPTS):
@@ -135,10 +137,14 @@ class ObjectStore:
             return obj
         raise AssertionError("unreachable")
 
-    def _validate(self, r: ResourceInfo, obj: dict, semantic: list[Cause]) -> None:
+    def _validate(self, r: ResourceInfo, obj: dict, semantic: list[Cause],
+                  warnings: list[str] | None = None) -> None:
         """Structural errors (types, required fields) first and alone, as Kubernetes' decoding
         would refuse them before any semantic rule runs; then the semantic rules."""
-        causes = schema.validate(obj) or list(semantic)
+        structural, unknown = schema.check(obj)
+        if warnings is not None:
+            warnings[:] = [f'unknown field "{f}"' for f in unknown]
+        causes = structural or list(semantic)
         if causes:
             name = (obj.get("metadata") or {}).get("name", "")
             raise invalid(r.kind, name, causes, r.group)
@@ -146,7 +152,8 @@ class ObjectStore:
     # --- update ----------------------------------------------------------------------------
 
     async def update(self, r: ResourceInfo, ns: str | None, name: str, new: dict, *,
-                     subresource: str = "", dry_run: bool = False, manager: str | None = None) -> dict:
+                     subresource: str = "", dry_run: bool = False, manager: str | None = None,
+                     warnings: list[str] | None = None) -> dict:
         """Replace an object (PUT). A resourceVersion in ``new`` makes it conditional (409 when
         stale); without one the update is retried against the latest version."""
         want = (new.get("metadata") or {}).get("resourceVersion") or ""
@@ -157,12 +164,13 @@ class ObjectStore:
             return copy.deepcopy(new)
 
         return await self.guaranteed_update(r, ns, name, mutate, subresource=subresource,
-                                            dry_run=dry_run, manager=manager)
+                                            dry_run=dry_run, manager=manager, warnings=warnings)
 
     async def guaranteed_update(self, r: ResourceInfo, ns: str | None, name: str,
                                 mutate: Callable[[dict], Awaitable[dict]], *, subresource: str = "",
                                 dry_run: bool = False, retries: int = 16,
-                                manager: str | None = None, internal: bool = False) -> dict:
+                                manager: str | None = None, internal: bool = False,
+                                warnings: list[str] | None = None) -> dict:
         """Read, ``mutate(current) -> desired``, write with compare-and-swap; retry when another
         writer got there first. ``mutate`` raises Conflict itself when the caller pinned a version.
         ``internal`` writes (pod binding) skip the user-facing update rules such as a pod's
@@ -174,7 +182,7 @@ class ObjectStore:
                 raise not_found(r.plural, name, r.group)
             old = codec.decode_stored(kv.value, kv.mod_revision)
             desired = await mutate(copy.deepcopy(old))
-            obj = self._merge_update(r, old, desired, subresource, manager, internal)
+            obj = self._merge_update(r, old, desired, subresource, manager, internal, warnings)
             if obj == old:
                 return old                               # no-op: no write, no new version
             if _should_delete_after_update(r, obj):
@@ -201,7 +209,8 @@ class ObjectStore:
         raise conflict(r.plural, name, r.group, "too many concurrent writers; try again")
 
     def _merge_update(self, r: ResourceInfo, old: dict, new: dict, subresource: str,
-                      manager: str | None = None, internal: bool = False) -> dict:
+                      manager: str | None = None, internal: bool = False,
+                      warnings: list[str] | None = None) -> dict:
         """What is stored when ``new`` replaces ``old``: server-owned metadata is kept, and spec and
         status are split between the main resource and /status as Kubernetes does."""
         new.setdefault("kind", r.kind)
@@ -271,7 +280,7 @@ class ObjectStore:
             fieldmanager.record_update(old_cmp, obj, schema.merge_info(r.group, r.version, r.kind),
                                        manager=manager, api_version=r.api_version,
                                        subresource=subresource if subresource == "status" else "")
-        self._validate(r, obj, [] if internal else validation.validate_update(r, old_cmp, obj))
+        self._validate(r, obj, [] if internal else validation.validate_update(r, old_cmp, obj), warnings)
         return obj
 
     # --- delete ----------------------------------------------------------------------------
