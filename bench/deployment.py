@@ -16,7 +16,13 @@ Figures printed:
 * rolling update: seconds from the template change to the rollout complete (all N updated and
   available, nothing old left), with the 25%/25% defaults;
 * controller-manager: CPU seconds used and resident memory (now and peak) after each phase,
-  and its work queue figures from /metrics.
+  and its work queue figures from /metrics;
+* CPU seconds each process (API server, scheduler, controller-manager, simulated nodes) used in
+  each phase, and per pod created or replaced.
+
+``--profile DIR`` samples the controller-manager, the API server and the simulator with py-spy
+(``record -r 200 -f raw``) through the scale-up and writes ``DIR/<process>.txt`` plus a summary
+of the heaviest functions (own time and with callees) per process.
 """
 
 from __future__ import annotations
@@ -49,6 +55,13 @@ RS = "replicasets.apps"
 
 # --- processes ------------------------------------------------------------------------------
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Proc:
     """A component run as ``python -m navarch <args>``, logging to a file, stopped by PID."""
 
@@ -59,10 +72,12 @@ class Proc:
         self.p = subprocess.Popen([sys.executable, "-m", "navarch", *args], stdout=self.log,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO, env=env)
 
+    @property
+    def pid(self) -> int:
+        return self.p.pid
+
     def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.p.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.p.pid)
 
     def memory(self) -> tuple[int, int]:
         """(resident, peak resident) bytes."""
@@ -184,6 +199,109 @@ def deployment(replicas: int, image: str) -> dict:
 RUNNING: list[Proc] = []
 
 
+class CpuMeter:
+    """CPU seconds each watched process used between ``mark()`` and ``report()``."""
+
+    def __init__(self) -> None:
+        self.pids: dict[str, int] = {}
+        self._at: dict[str, float] = {}
+
+    def watch(self, name: str, pid: int) -> None:
+        self.pids[name] = pid
+
+    def mark(self) -> None:
+        self._at = {name: self._cpu(pid) for name, pid in self.pids.items()}
+
+    @staticmethod
+    def _cpu(pid: int) -> float:
+        try:
+            return cpu_seconds(pid)
+        except OSError:
+            return 0.0
+
+    def report(self, phase: str, pods: int) -> None:
+        parts = []
+        for name, pid in self.pids.items():
+            used = self._cpu(pid) - self._at.get(name, 0.0)
+            parts.append(f"{name} {used:.1f} s ({used / max(pods, 1) * 1000:.2f} ms/pod)")
+        print(f"cpu during {phase}: " + ", ".join(parts), flush=True)
+
+
+async def api_requests(client: Client) -> dict[str, float]:
+    """The API server's request counts (apiserver_request_total) by verb, resource and subresource."""
+    import re
+
+    text = (await client.request("GET", "/metrics", raw=True)).decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        if labels.get("verb") == "WATCH":
+            continue
+        key = f"{labels.get('verb')} {labels.get('resource')}" + (
+            f"/{labels['subresource']}" if labels.get("subresource") else "")
+        out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def report_requests(before: dict[str, float], after: dict[str, float], phase: str, pods: int) -> None:
+    diff = {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0) >= 1}
+    parts = [f"{k} {v:.0f}" for k, v in sorted(diff.items(), key=lambda kv: -kv[1])]
+    print(f"API requests during {phase}: {sum(diff.values()) / max(pods, 1):.2f} per pod: "
+          + ", ".join(parts), flush=True)
+
+
+class Profiler:
+    """py-spy sampling some processes until ``stop()``; then a summary of each profile."""
+
+    def __init__(self, out_dir: Path, pids: dict[str, int]):
+        self.out_dir = out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        spy = Path(sys.executable).with_name("py-spy")
+        self.procs = {name: subprocess.Popen([str(spy), "record", "-p", str(pid), "-r", "200", "-f", "raw",
+                                              "-o", str(out_dir / f"{name}.txt")],
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                      for name, pid in pids.items()}
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in self.procs.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for name in self.procs:
+            path = self.out_dir / f"{name}.txt"
+            if path.exists():
+                summary = summarize_profile(path)
+                (self.out_dir / f"{name}.summary.txt").write_text(summary)
+                print(f"profile of {name}: {path}\n{summary}", flush=True)
+
+
+def summarize_profile(path: Path, top: int = 25) -> str:
+    """The functions with the most samples in a py-spy raw profile: own samples and with callees."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        frames = stack.split(";")
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for f in set(frames):
+            total[f] = total.get(f, 0) + n
+    def table(d: dict[str, int]) -> list[str]:
+        return [f"  {c * 100 / max(samples, 1):5.1f}%  {f}" for f, c in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+    return "\n".join([f"{samples} samples; own time:", *table(own), "with callees:", *table(total)])
+
+
 async def wait_for(check, what: str, timeout: float, every: float = 0.5) -> float:
     t0 = time.perf_counter()
     while True:
@@ -231,8 +349,12 @@ def queue_figures(text: str) -> list[str]:
             ('name="replicaset"' in ln or 'name="deployment"' in ln)]
 
 
-async def run(args: argparse.Namespace, url: str, kubeconfig: str, log_dir: Path) -> None:
+async def run(args: argparse.Namespace, url: str, kubeconfig: str, log_dir: Path,
+              server_pid: int | None = None) -> None:
     procs = RUNNING
+    meter = CpuMeter()
+    if server_pid is not None:
+        meter.watch("apiserver", server_pid)
     nodes: BuiltinNodes | None = None
     cm_port = free_port()
     async with Client(url, timeout=120) as client:
@@ -264,6 +386,8 @@ async def run(args: argparse.Namespace, url: str, kubeconfig: str, log_dir: Path
                                              "--controllers", "replicaset,deployment",
                                              "--port", str(cm_port)], log_dir)
             procs.append(cm)
+            for p in procs:
+                meter.watch(p.name, p.pid)
             with contextlib.suppress(errors.AlreadyExists):
                 await client.create("namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                    "metadata": {"name": NS}})
@@ -272,6 +396,9 @@ async def run(args: argparse.Namespace, url: str, kubeconfig: str, log_dir: Path
             report_cm(cm, "start")
 
             n = args.replicas
+            profiler = Profiler(Path(args.profile), dict(meter.pids)) if args.profile else None
+            meter.mark()
+            requests_before = await api_requests(client)
             t0 = time.perf_counter()
             await client.set_scale(DEP, "bench", n, NS)
 
@@ -282,6 +409,7 @@ async def run(args: argparse.Namespace, url: str, kubeconfig: str, log_dir: Path
             t_created = await wait_for(created, "pods created", args.timeout)
             print(f"scale-up: {n} pods created in {t_created:.1f} s ({n / t_created:.0f} pods/s by the "
                   f"ReplicaSet controller)", flush=True)
+            meter.report("pod creation", n)
 
             async def available() -> bool:
                 _, st = await dep_status(client)
@@ -291,7 +419,13 @@ async def run(args: argparse.Namespace, url: str, kubeconfig: str, log_dir: Path
             print(f"scale-up: {n} available {time.perf_counter() - t0:.1f} s after the scale "
                   f"({t_avail:.1f} s after the last was created)", flush=True)
             report_cm(cm, "scale-up")
+            meter.report("scale-up", n)
+            report_requests(requests_before, await api_requests(client), "scale-up", n)
+            if profiler is not None:
+                profiler.stop()
 
+            meter.mark()
+            requests_before = await api_requests(client)
             t0 = time.perf_counter()
             await client.patch(DEP, "bench", {"spec": {"template": {"spec": {"containers": [
                 {"name": "app", "image": "registry.local/app:2"}]}}}}, NS)
@@ -299,6 +433,8 @@ async def run(args: argparse.Namespace, url: str, kubeconfig: str, log_dir: Path
             took = time.perf_counter() - t0
             print(f"rolling update: {n} pods replaced in {took:.1f} s ({n / took:.0f} pods/s)", flush=True)
             report_cm(cm, "rolling update")
+            meter.report("rolling update", n)
+            report_requests(requests_before, await api_requests(client), "rolling update", n)
             with contextlib.suppress(Exception):
                 for line in queue_figures(await metrics(cm_port)):
                     print(f"  {line}")
@@ -317,6 +453,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for each phase")
     ap.add_argument("--server", help="use this API server instead of starting one")
     ap.add_argument("--kubeconfig", help="kubeconfig of --server")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy the processes through the scale-up into DIR")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
         log_dir = Path(tmp)
@@ -329,7 +466,8 @@ def main(argv: list[str]) -> int:
             server = ApiServer(log_dir / "apiserver").start()
             url, kubeconfig = server.url, str(server.kubeconfig)
         try:
-            asyncio.run(run(args, url, kubeconfig, log_dir))
+            asyncio.run(run(args, url, kubeconfig, log_dir,
+                            server.process.pid if server is not None and server.process else None))
         except TimeoutError as e:
             print(f"failed: {e}; logs were in {log_dir}")
             for name in ("controller-manager", "scheduler", "simulate-nodes"):
