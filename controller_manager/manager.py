@@ -15,12 +15,12 @@ import pkgutil
 import structlog
 
 from client.component import parse_duration, run_component
-from client.events import EventRecorder
 from client.informer import SharedInformerFactory, strip_managed_fields
 from client.rest import Client
 from client.workqueue import PrometheusMetrics
 from controller_manager import controllers as controllers_pkg
 from controller_manager.base import Controller, ControllerConfig, ControllerContext, run_all
+from controller_manager.events import CorrelatingRecorder
 
 log = structlog.get_logger("controller-manager")
 
@@ -62,16 +62,17 @@ def select(spec: str, names: list[str]) -> list[str]:
 
 
 class Recorders:
-    """One event recorder per controller, named as Kubernetes names the source component."""
+    """One event recorder per controller, named as Kubernetes names the source component, with
+    client-go's aggregation and spam filter (``controller_manager.events``)."""
 
     def __init__(self, client: Client):
         self.client = client
-        self._by_component: dict[str, EventRecorder] = {}
+        self._by_component: dict[str, CorrelatingRecorder] = {}
 
-    def __call__(self, component: str) -> EventRecorder:
+    def __call__(self, component: str) -> CorrelatingRecorder:
         rec = self._by_component.get(component)
         if rec is None:
-            rec = self._by_component[component] = EventRecorder(self.client, component)
+            rec = self._by_component[component] = CorrelatingRecorder(self.client, component)
         return rec
 
     async def stop(self) -> None:
