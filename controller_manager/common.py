@@ -14,12 +14,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from api import errors, meta
-from api.selectors import LabelSelector, from_label_selector
+from api.selectors import DOUBLE_EQUALS, EQUALS, IN, LabelSelector, from_label_selector
 from client.informer import Informer, copy_object
 
 EXPECTATIONS_TIMEOUT = 300.0          # seconds after which unmet expectations are given up on
@@ -112,9 +113,12 @@ def is_pod_available(pod: dict, min_ready_seconds: int, now: datetime | None = N
     return (now - meta.parse_rfc3339(since)).total_seconds() >= min_ready_seconds
 
 
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
 def is_pod_active(pod: dict) -> bool:
     phase = (pod.get("status") or {}).get("phase")
-    return phase not in ("Succeeded", "Failed") and not (pod.get("metadata") or {}).get("deletionTimestamp")
+    return phase not in TERMINAL_PHASES and not (pod.get("metadata") or {}).get("deletionTimestamp")
 
 
 def is_terminating(obj: dict) -> bool:
@@ -145,26 +149,46 @@ def selector_of(owner: dict) -> LabelSelector:
     return LabelSelector.nothing() if s.empty() else s
 
 
+def label_matcher(selector: LabelSelector) -> Callable[[Mapping[str, str]], bool]:
+    """``selector.matches`` for labels, compiled: a selector of equalities (all that workload
+    selectors usually hold) becomes one subset test of dict items, run per object of a claim."""
+    reqs = selector.requirements
+    if not reqs:
+        return selector.matches
+    if all(r.operator in (EQUALS, DOUBLE_EQUALS, IN) and len(r.values) == 1 for r in reqs):
+        wanted = {r.key: r.values[0] for r in reqs}.items()
+        return lambda labels: wanted <= labels.items()
+    return selector.matches
+
+
 async def claim(client: Any, resource: str, owner: dict, candidates: list[dict],
                 selector: LabelSelector) -> list[dict]:
     """The objects ``owner`` controls after adopting matching orphans and releasing owned objects
     that no longer match (ControllerRefManager). Adoption and release are PATCHes of
-    ownerReferences guarded by the object's uid; an owner being deleted adopts nothing."""
+    ownerReferences guarded by the object's uid; an owner being deleted adopts nothing.
+
+    Runs over every object an owner has on each of its syncs, so the loop is kept lean."""
     uid = owner["metadata"]["uid"]
+    matches = label_matcher(selector)
+    owner_terminating = is_terminating(owner)
     mine: list[dict] = []
     for obj in candidates:
-        ref = controller_ref(obj)
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        matches = selector.matches(labels)
+        md = obj.get("metadata") or {}
+        ref = None
+        for r in md.get("ownerReferences") or ():
+            if r.get("controller"):
+                ref = r
+                break
+        labels = md.get("labels") or {}
         if ref is not None:
             if ref.get("uid") != uid:
                 continue
-            if matches:
+            if matches(labels):
                 mine.append(obj)
-            elif not is_terminating(obj):
+            elif not md.get("deletionTimestamp"):
                 await _release(client, resource, owner, obj)
             continue
-        if not matches or is_terminating(obj) or is_terminating(owner):
+        if owner_terminating or md.get("deletionTimestamp") or not matches(labels):
             continue
         adopted = await _adopt(client, resource, owner, obj)
         if adopted is not None:

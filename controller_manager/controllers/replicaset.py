@@ -22,15 +22,16 @@ from api.selectors import from_set
 from client.informer import NAMESPACE_INDEX
 from controller_manager.base import Controller, ControllerContext
 from controller_manager.common import (
+    TERMINAL_PHASES,
     Expectations,
     candidates,
     claim,
     controller_ref,
     deletion_order,
     ensure_owner_indexes,
-    is_pod_active,
     is_pod_available,
     is_pod_ready,
+    label_matcher,
     pod_from_template,
     ready_since,
     resolve_controller,
@@ -160,7 +161,9 @@ class ReplicaSetController(Controller):
             return None
         needs_sync = self.expectations.satisfied(key)
         selector = selector_of(rs)
-        live = [p for p in candidates(self.pod_informer, rs) if is_pod_active(p)]
+        live = [p for p in candidates(self.pod_informer, rs)
+                if not p["metadata"].get("deletionTimestamp")
+                and (p.get("status") or {}).get("phase") not in TERMINAL_PHASES]
         pods = await claim(self.client, PODS, rs, live, selector)
         failure: tuple[str, str] | None = None
         if needs_sync and not rs["metadata"].get("deletionTimestamp"):
@@ -248,17 +251,23 @@ class ReplicaSetController(Controller):
 
     def calculate_status(self, rs: dict, pods: list[dict], failure: tuple[str, str] | None) -> dict:
         spec = rs.get("spec") or {}
-        template_labels = from_set(((spec.get("template") or {}).get("metadata") or {}).get("labels") or {})
+        template_labels = label_matcher(from_set(((spec.get("template") or {}).get("metadata") or {}).get("labels")
+                                                 or {}))
         min_ready = int(spec.get("minReadySeconds") or 0)
         now = self._now()
         fully = ready = available = 0
+        # One pass over every pod the ReplicaSet has, on each sync: the Ready condition is looked
+        # up once per pod.
         for p in pods:
-            if template_labels.matches(meta.labels_of(p)):
+            if template_labels(p["metadata"].get("labels") or {}):
                 fully += 1
-            if is_pod_ready(p):
-                ready += 1
-                if is_pod_available(p, min_ready, now):
-                    available += 1
+            for c in (p.get("status") or {}).get("conditions") or ():
+                if c.get("type") == "Ready":
+                    if c.get("status") == "True":
+                        ready += 1
+                        if min_ready <= 0 or is_pod_available(p, min_ready, now):
+                            available += 1
+                    break
         old = rs.get("status") or {}
         status: dict[str, Any] = {"replicas": len(pods), "fullyLabeledReplicas": fully, "readyReplicas": ready,
                                   "availableReplicas": available,
