@@ -69,6 +69,9 @@ class PodSimulator:
                              cfg.restart_backoff_max)
         self.states: dict[str, PodState] = {}
         self.ranges: dict[str, PodIPs] = {}
+        # Addresses the configuration gives each node (by index): worked out once, not per sync.
+        self._node_ips: dict[int, str] = {}
+        self._default_cidrs: dict[int, str] = {}
         self.queue = WorkQueue("sim-pods", clock=clock, rate_limiter=ItemExponentialFailureRateLimiter(0.05, 30.0))
         # UIDs whose deletion we confirmed: late watch events about them are not a new pod.
         self._finished: deque[str] = deque(maxlen=FINISHED_MEMORY)
@@ -180,7 +183,7 @@ class PodSimulator:
     async def _report(self, key: str, pod: dict[str, Any], st: PodState, now: float) -> None:
         index = self.cfg.node_index(st.node)
         assert index is not None
-        desired = build_status(pod, st, self.cfg.node_ip(index), now)
+        desired = build_status(pod, st, self._node_ip(index), now)
         stale = _rv(pod) > st.written_rv and owned_part(pod.get("status")) != st.echo
         if desired == st.written and not stale:
             return
@@ -227,6 +230,12 @@ class PodSimulator:
 
     # -- pod IPs ---------------------------------------------------------------------------
 
+    def _node_ip(self, index: int) -> str:
+        ip = self._node_ips.get(index)
+        if ip is None:
+            ip = self._node_ips[index] = self.cfg.node_ip(index)
+        return ip
+
     @staticmethod
     def _is_host_network(pod: dict[str, Any]) -> bool:
         return bool((pod.get("spec") or {}).get("hostNetwork"))
@@ -237,7 +246,9 @@ class PodSimulator:
         if not cidr:
             index = self.cfg.node_index(node)
             assert index is not None
-            cidr = self.cfg.node_pod_cidr(index)
+            cidr = self._default_cidrs.get(index)
+            if cidr is None:
+                cidr = self._default_cidrs[index] = self.cfg.node_pod_cidr(index)
         current = self.ranges.get(node)
         if current is None or current.cidr != cidr:
             current = self.ranges[node] = PodIPs(cidr)
@@ -247,7 +258,7 @@ class PodSimulator:
         if self._is_host_network(pod):
             index = self.cfg.node_index(st.node)
             assert index is not None
-            st.ip = self.cfg.node_ip(index)
+            st.ip = self._node_ip(index)
             return
         try:
             st.ip = self._range(st.node).allocate()

@@ -11,6 +11,7 @@ and readiness gates notwithstanding.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
@@ -22,14 +23,24 @@ STATUS_KEYS = ("phase", "conditions", "hostIP", "hostIPs", "podIP", "podIPs", "s
                "containerStatuses", "initContainerStatuses")
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+
+
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``ts`` to the second, as status times are written (the last second's text is reused:
+    a burst of pods reports the same few seconds)."""
+    global _last_stamp
+    sec = int(ts // 1)
+    if _last_stamp[0] != sec:
+        _last_stamp = (sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _last_stamp[1]
 
 
 def container_id(uid: str, name: str, run: int) -> str:
     return "sim://" + hashlib.sha256(f"{uid}/{name}/{run}".encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=1024)
 def image_id(image: str) -> str:
     """A digest reference for ``image`` (stable per image name) as runtimes report imageID."""
     repo = image.split("@", 1)[0]
