@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl as stdlib_ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 import orjson
+from multidict import CIMultiDict
 
 from api import errors, registry
 from api.registry import ResourceInfo
@@ -88,9 +90,10 @@ def _params(**opts: Any) -> dict[str, str]:
 MAX_RETRY_AFTER = 10.0
 
 
-def _retry_delay(resp: aiohttp.ClientResponse, err: errors.StatusError) -> float | None:
+def _retry_delay(resp: Any, err: errors.StatusError) -> float | None:
     """How long the server asked us to wait before trying again, if it asked: a 429, or a 5xx that
-    carries Retry-After. Capped so a confused server cannot park a caller for long."""
+    carries Retry-After. Capped so a confused server cannot park a caller for long. ``resp`` has
+    ``status`` and ``headers``."""
     header = resp.headers.get("Retry-After")
     if resp.status != 429 and not (resp.status >= 500 and header):
         return None
@@ -116,6 +119,292 @@ def _status_error(code: int, body: bytes, reason: str | None = None) -> errors.S
     return errors.from_status({"code": code, "message": text or f"HTTP {code}"}, code)
 
 
+# -- the transport of ordinary requests ------------------------------------------------------------
+#
+# Requests other than watches go through a small HTTP/1.1 client of our own: one keep-alive
+# connection per request in flight, a bounded pool, the whole response read into memory. A
+# general-purpose client spends several hundred microseconds of CPU per request building URL,
+# header and payload objects that a Kubernetes client never needs; components that make one
+# request per object (the scheduler's bindings, events) pay that on every pod. Watches stream
+# for minutes and stay on aiohttp. Transport failures are raised as aiohttp's error types, so
+# callers keep catching ``aiohttp.ClientError``.
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_NO_BODY_STATUS = frozenset({204, 304})
+
+
+class _Response:
+    __slots__ = ("status", "reason", "headers", "body", "keep_alive")
+
+    def __init__(self, status: int, reason: str, headers: CIMultiDict[str], body: bytes, keep_alive: bool):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection carrying one request at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._waiter: asyncio.Future[_Response] | None = None
+        self._buf = bytearray()
+        self._head_only = False
+        self._got_bytes = False
+        # The response being read: (status, reason, headers, keep_alive) once its head is in.
+        self._head: tuple[int, str, CIMultiDict[str], bool] | None = None
+        self._length: int | None = None       # body bytes expected (Content-Length)
+        self._chunked = False
+        self._chunks: list[bytes] = []
+        self._until_close = False
+
+    # -- protocol callbacks ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._got_bytes = True
+        if self._waiter is None or self._waiter.done():
+            # Nothing asked for this (a server's parting 408, say): the connection is unusable.
+            self.close()
+            return
+        self._buf += data
+        try:
+            self._parse()
+        except ValueError as e:
+            self._fail(aiohttp.ClientPayloadError(f"malformed response: {e}"))
+            self.close()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._until_close and self._head is not None:
+            self._finish(bytes(self._buf))
+            return
+        if exc is None:
+            self._fail(aiohttp.ServerDisconnectedError())
+        else:
+            self._fail(aiohttp.ClientOSError(getattr(exc, "errno", None) or 0, str(exc) or type(exc).__name__))
+
+    # -- requests ------------------------------------------------------------------------------
+
+    @property
+    def usable(self) -> bool:
+        return not self.closed and self.transport is not None and not self.transport.is_closing()
+
+    def send(self, data: bytes, head_only: bool) -> asyncio.Future[_Response]:
+        assert self.transport is not None
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._buf.clear()
+        self._head = None
+        self._length = None
+        self._chunked = self._until_close = False
+        self._chunks = []
+        self._head_only = head_only
+        self._got_bytes = False
+        self.transport.write(data)
+        return self._waiter
+
+    @property
+    def got_bytes(self) -> bool:
+        return self._got_bytes
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- parsing ---------------------------------------------------------------------------------
+
+    def _parse(self) -> None:
+        buf = self._buf
+        while self._head is None:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > 1 << 20:
+                    raise ValueError("response head too large")
+                return
+            lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+            del buf[:end + 4]
+            version, _, rest = lines[0].partition(" ")
+            code, _, reason = rest.partition(" ")
+            if not version.startswith("HTTP/1.") or not code.isdigit():
+                raise ValueError(f"bad status line {lines[0]!r}")
+            status = int(code)
+            headers: CIMultiDict[str] = CIMultiDict()
+            for line in lines[1:]:
+                name, sep, value = line.partition(":")
+                if not sep:
+                    raise ValueError(f"bad header line {line!r}")
+                headers.add(name.strip(), value.strip())
+            if 100 <= status < 200:
+                continue  # 100 Continue and friends: the real response follows
+            conn = headers.get("Connection", "").lower()
+            keep_alive = "close" not in conn if version == "HTTP/1.1" else "keep-alive" in conn
+            self._head = (status, reason, headers, keep_alive)
+            if self._head_only or status in _NO_BODY_STATUS:
+                self._length = 0
+            elif "chunked" in headers.get("Transfer-Encoding", "").lower():
+                self._chunked = True
+            elif "Content-Length" in headers:
+                self._length = int(headers["Content-Length"])
+                if self._length < 0:
+                    raise ValueError("negative Content-Length")
+            else:
+                self._until_close = True
+        if self._length is not None:
+            if len(buf) >= self._length:
+                body = bytes(buf[:self._length])
+                del buf[:self._length]
+                self._finish(body)
+        elif self._chunked:
+            self._parse_chunks()
+
+    def _parse_chunks(self) -> None:
+        buf = self._buf
+        while True:
+            eol = buf.find(b"\r\n")
+            if eol < 0:
+                return
+            size_text = bytes(buf[:eol]).split(b";", 1)[0].strip()
+            size = int(size_text, 16)
+            if size == 0:
+                # Trailers (ignored) end with an empty line.
+                end = buf.find(b"\r\n\r\n", eol) if buf[eol + 2:eol + 4] != b"\r\n" else eol
+                if end < 0:
+                    return
+                del buf[:end + 4]
+                self._finish(b"".join(self._chunks))
+                return
+            if len(buf) < eol + 2 + size + 2:
+                return
+            self._chunks.append(bytes(buf[eol + 2:eol + 2 + size]))
+            del buf[:eol + 2 + size + 2]
+
+    def _finish(self, body: bytes) -> None:
+        assert self._head is not None
+        status, reason, headers, keep_alive = self._head
+        if self._until_close or self._buf:
+            keep_alive = False  # a body ended by close, or bytes past the response: no reuse
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(_Response(status, reason, headers, body, keep_alive))
+
+    def _fail(self, exc: BaseException) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+
+class _Pool:
+    """Keep-alive connections to one server, at most ``limit`` in use at once."""
+
+    def __init__(self, server: str, ssl_: Any, limit: int, keepalive: float = 30.0):
+        parts = urlsplit(server)
+        self.is_ssl = parts.scheme == "https"
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (443 if self.is_ssl else 80)
+        self.prefix = parts.path.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default_port = (self.is_ssl and self.port == 443) or (not self.is_ssl and self.port == 80)
+        self.host_header = host if default_port else f"{host}:{self.port}"
+        self.ssl: Any = None
+        if self.is_ssl:
+            if ssl_ is False:
+                ctx = stdlib_ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = stdlib_ssl.CERT_NONE
+                self.ssl = ctx
+            elif isinstance(ssl_, stdlib_ssl.SSLContext):
+                self.ssl = ssl_
+            else:
+                self.ssl = stdlib_ssl.create_default_context()
+        self.keepalive = keepalive
+        self.loop = asyncio.get_running_loop()
+        self._sem = asyncio.Semaphore(limit) if limit > 0 else None
+        self._idle: list[_Connection] = []
+        self._all: set[_Connection] = set()
+        self.closed = False
+
+    def _key(self) -> Any:
+        from aiohttp.client_reqrep import ConnectionKey
+        return ConnectionKey(host=self.host, port=self.port, is_ssl=self.is_ssl, ssl=self.ssl or True,
+                             proxy=None, proxy_auth=None, proxy_headers_hash=None)
+
+    async def _connect(self) -> _Connection:
+        try:
+            _, conn = await self.loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl)
+        except stdlib_ssl.SSLCertVerificationError as e:
+            raise aiohttp.ClientConnectorCertificateError(self._key(), e) from e
+        except stdlib_ssl.SSLError as e:
+            raise aiohttp.ClientConnectorSSLError(self._key(), e) from e
+        except OSError as e:
+            raise aiohttp.ClientConnectorError(self._key(), e) from e
+        self._all.add(conn)
+        return conn
+
+    def _take_idle(self) -> _Connection | None:
+        now = self.loop.time()
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.usable and now - conn.idle_since < self.keepalive:
+                return conn
+            self._discard(conn)
+        return None
+
+    def _discard(self, conn: _Connection) -> None:
+        conn.close()
+        self._all.discard(conn)
+
+    async def request(self, method: str, data: bytes) -> _Response:
+        if self._sem is not None:
+            await self._sem.acquire()
+        try:
+            while True:
+                conn = self._take_idle()
+                reused = conn is not None
+                if conn is None:
+                    conn = await self._connect()
+                try:
+                    resp = await conn.send(data, method == "HEAD")
+                except aiohttp.ClientConnectionError:
+                    self._discard(conn)
+                    # A kept-alive connection the server closed as we reused it: an idempotent
+                    # request that got no answer is sent again on a fresh connection.
+                    if reused and not conn.got_bytes and method in IDEMPOTENT:
+                        continue
+                    raise
+                except BaseException:
+                    self._discard(conn)   # cancelled or timed out mid-response: unusable
+                    raise
+                if resp.keep_alive and conn.usable and not self.closed:
+                    conn.idle_since = self.loop.time()
+                    self._idle.append(conn)
+                else:
+                    self._discard(conn)
+                return resp
+        finally:
+            if self._sem is not None:
+                self._sem.release()
+
+    def close(self) -> None:
+        self.closed = True
+        for conn in list(self._all):
+            conn.close()
+        self._all.clear()
+        self._idle.clear()
+
+
 class Client:
     """An async client for one API server. Use as ``async with Client(...) as c:`` or call
     ``close()``; one instance holds a connection pool and is meant to be shared by a process."""
@@ -134,10 +423,15 @@ class Client:
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._auth = aiohttp.BasicAuth(username, password or "") if username and not token else None
+        # The same credentials as one header, for the requests our own transport sends.
+        self._request_headers = dict(self._headers)
+        if self._auth is not None:
+            self._request_headers["Authorization"] = self._auth.encode()
         self._ssl = ssl
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
         self._watch_session: aiohttp.ClientSession | None = None
+        self._pool: _Pool | None = None
 
     # -- construction ----------------------------------------------------------------------
 
@@ -176,7 +470,18 @@ class Client:
             self._watch_session = self._new_session(0)
         return self._watch_session
 
+    def _pool_now(self) -> _Pool:
+        """The keep-alive pool of ordinary requests (one per event loop: a client may outlive
+        the loop it was first used on, as in tests)."""
+        pool = self._pool
+        if pool is None or pool.closed or pool.loop is not asyncio.get_running_loop():
+            pool = self._pool = _Pool(self.server, self._ssl, self._pool_size)
+        return pool
+
     async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         for session in (self._session, self._watch_session):
             if session is not None:
                 await session.close()
@@ -228,7 +533,6 @@ class Client:
                       headers: dict[str, str] | None = None, timeout: float | None = None) -> Any:
         """One HTTP call. ``body`` is JSON-encoded unless bytes/str. Returns decoded JSON (or the
         raw bytes with ``raw=True``, e.g. for ``pods/log``); non-2xx raises the typed error."""
-        hdrs = dict(headers or {})
         data: bytes | None = None
         if body is not None:
             if isinstance(body, bytes | bytearray):
@@ -237,28 +541,49 @@ class Client:
                 data = body.encode()
             else:
                 data = orjson.dumps(body)
-            hdrs.setdefault("Content-Type", content_type or "application/json")
-        elif content_type:
-            hdrs["Content-Type"] = content_type
-        if raw:
-            hdrs.setdefault("Accept", "*/*")
-        t = aiohttp.ClientTimeout(total=timeout if timeout is not None else self.timeout)
+        hdrs = self._request_headers
+        if headers or content_type or raw or data is not None:
+            hdrs = dict(hdrs)
+            lower = {k.lower(): k for k in hdrs}
+            for name, value in (headers or {}).items():
+                hdrs.pop(lower.pop(name.lower(), name), None)
+                hdrs[name] = value
+            given = {k.lower() for k in (headers or {})}
+            if data is not None and "content-type" not in given:
+                hdrs["Content-Type"] = content_type or "application/json"
+            elif data is None and content_type:
+                hdrs["Content-Type"] = content_type
+            if raw and "accept" not in given:
+                hdrs["Accept"] = "*/*"
+        pool = self._pool_now()
+        target = pool.prefix + path
+        if params:
+            target += "?" + urlencode(params, quote_via=quote, safe="/:,")
+        head = [f"{method} {target} HTTP/1.1\r\nHost: {pool.host_header}\r\n"]
+        head.extend(f"{k}: {v}\r\n" for k, v in hdrs.items())
+        if data is not None or method in ("POST", "PUT", "PATCH"):
+            head.append(f"Content-Length: {len(data) if data is not None else 0}\r\n")
+        head.append("\r\n")
+        message = "".join(head).encode("latin-1")
+        if data:
+            message += data
+        limit = timeout if timeout is not None else self.timeout
         attempt = 0
         while True:
-            async with self._session_now().request(method, self.server + path, params=params, data=data,
-                                                   headers=hdrs, timeout=t) as resp:
-                payload = await resp.read()
-                if resp.status < 400:
-                    if raw:
-                        return payload
-                    if not payload:
-                        return None
-                    try:
-                        return orjson.loads(payload)
-                    except orjson.JSONDecodeError:
-                        return payload.decode("utf-8", "replace")
-                err = _status_error(resp.status, payload, resp.reason)
-                delay = _retry_delay(resp, err)
+            async with asyncio.timeout(limit):
+                resp = await pool.request(method, message)
+            payload = resp.body
+            if resp.status < 400:
+                if raw:
+                    return payload
+                if not payload:
+                    return None
+                try:
+                    return orjson.loads(payload)
+                except orjson.JSONDecodeError:
+                    return payload.decode("utf-8", "replace")
+            err = _status_error(resp.status, payload, resp.reason)
+            delay = _retry_delay(resp, err)
             if delay is None or attempt >= self.max_retries:
                 raise err
             attempt += 1

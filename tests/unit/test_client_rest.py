@@ -2,6 +2,7 @@
 
 import asyncio
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -283,3 +284,155 @@ async def test_open_watches_do_not_starve_ordinary_requests(fake):
         await asyncio.wait_for(asyncio.gather(*pending), 5)
         for w in watches:
             await w.close()
+
+
+# -- the transport of ordinary requests, against a server written byte by byte ----------------
+
+class RawServer:
+    """Answers each request with the next scripted reply (bytes, then whether to close after)."""
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.requests: list[bytes] = []
+        self.connections = 0
+
+    async def _serve(self, reader, writer):
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length) if length else b""
+                self.requests.append(head + body)
+                reply, close = self.replies.pop(0)
+                writer.write(reply)
+                await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+
+
+def _json_reply(body: bytes, extra: bytes = b"") -> bytes:
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n" % (len(body), extra)
+            + body)
+
+
+OK_NS = b'{"kind":"Namespace","metadata":{"name":"x"}}'
+
+
+async def test_transport_reuses_one_connection_and_sends_a_complete_request():
+    async with RawServer([(_json_reply(OK_NS), False), (_json_reply(OK_NS), False)]) as srv:
+        async with Client(srv.url, username="u", password="p") as c:
+            assert (await c.get("namespaces", "x"))["metadata"]["name"] == "x"
+            await c.create("namespaces", {"metadata": {"name": "x"}}, field_manager="a b&c")
+        assert srv.connections == 1, "the second request reused the kept-alive connection"
+        get, post = srv.requests
+        assert get.startswith(b"GET /api/v1/namespaces/x HTTP/1.1\r\n")
+        assert b"\r\nHost: 127.0.0.1:" in get and b"\r\nAuthorization: Basic dTpw\r\n" in get
+        assert b"Content-Length" not in get
+        assert post.startswith(b"POST /api/v1/namespaces?fieldManager=a%20b%26c HTTP/1.1\r\n")
+        assert b"\r\nContent-Type: application/json\r\n" in post
+        assert post.endswith(b'\r\n\r\n{"metadata":{"name":"x"}}')
+
+
+async def test_transport_reads_chunked_bodies_skips_100_continue_and_honours_connection_close():
+    chunked = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5;ext=1\r\n{\"kin\r\n" + b"%x\r\n" % (len(OK_NS) - 5) + OK_NS[5:] + b"\r\n0\r\nX-Trailer: 1\r\n\r\n")
+    closing = _json_reply(OK_NS, b"Connection: close\r\n")
+    until_close = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + OK_NS
+    async with RawServer([(chunked, False), (closing, True), (until_close, True), (_json_reply(b""), False)]) as srv:
+        async with Client(srv.url) as c:
+            assert (await c.get("namespaces", "x"))["kind"] == "Namespace"
+            assert (await c.get("namespaces", "x"))["kind"] == "Namespace"
+            assert (await c.get("namespaces", "x"))["kind"] == "Namespace", "a body that ends with the connection"
+            assert await c.get("namespaces", "x") is None
+        assert srv.connections == 3
+
+
+async def test_transport_retries_idempotent_requests_on_a_connection_the_server_dropped():
+    async with RawServer([(_json_reply(OK_NS), True), (_json_reply(OK_NS), False)]) as srv:
+        async with Client(srv.url) as c:
+            await c.get("namespaces", "x")
+            await asyncio.sleep(0.05)   # the server's close has arrived
+            await c.get("namespaces", "x")
+        assert srv.connections == 2
+
+
+async def test_transport_does_not_resend_a_post_that_got_no_answer():
+    seen = []
+
+    async def hang_up(reader, writer):
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        async with Client(f"http://127.0.0.1:{port}") as c:
+            with pytest.raises(aiohttp.ServerDisconnectedError):
+                await c.bind("default", "p", "n")
+        assert len(seen) == 1, "a binding may have been applied: it is not sent twice"
+    finally:
+        server.close()
+
+
+async def test_transport_errors_are_aiohttps_and_timeouts_are_timeouterror():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with Client(f"http://127.0.0.1:{port}") as c:
+        with pytest.raises(aiohttp.ClientConnectorError):
+            await c.get("namespaces", "x")
+
+    async def silent(reader, writer):
+        await asyncio.sleep(5)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        async with Client(f"http://127.0.0.1:{port}", timeout=0.2) as c:
+            with pytest.raises(TimeoutError):
+                await c.get("namespaces", "x")
+    finally:
+        server.close()
+
+
+async def test_transport_bounds_connections_in_use_by_pool_size():
+    in_flight = {"now": 0, "max": 0}
+
+    async def slow(request):
+        in_flight["now"] += 1
+        in_flight["max"] = max(in_flight["max"], in_flight["now"])
+        await asyncio.sleep(0.02)
+        in_flight["now"] -= 1
+        return web.json_response({"kind": "Namespace"})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces/{name}", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]
+        async with Client(f"http://127.0.0.1:{port}", pool_size=3) as c:
+            await asyncio.gather(*(c.get("namespaces", f"n{i}") for i in range(12)))
+    finally:
+        await runner.cleanup()
+    assert in_flight["max"] == 3
