@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -238,12 +239,15 @@ class Scheduler:
 
     # -- running -------------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Watch, then schedule until cancelled."""
+    async def run(self, on_synced: Callable[[], None] | None = None) -> None:
+        """Watch, then schedule until cancelled. ``on_synced`` is called once the caches hold
+        what the first lists returned, before the first pod is scheduled."""
         metrics.bind_gauges(self)
         self.start_informers()
         try:
             await self.wait_for_sync()
+            if on_synced is not None:
+                on_synced()
             self.queue.start()
             self.ready = True
             log.info("scheduler started", profiles=list(self.frameworks), nodes=self.cache.node_count())
