@@ -81,7 +81,11 @@ async def opened(config: Config) -> AsyncIterator[ResourceHandler]:
         await caches[r.storage_prefix()].wait_for_rv(rev, 5.0)
 
     admission = Admission(get, list_all, config.service_cidr, peek=peek, catch_up=catch_up)
-    objects = ObjectStore(backend, admission)
+    def cached(r: registry.ResourceInfo, key: str) -> tuple[bytes, int] | None:
+        e = caches[r.storage_prefix()].get(key)
+        return (e.data, e.rv) if e is not None else None
+
+    objects = ObjectStore(backend, admission, cached)
     handler = ResourceHandler(backend, objects, caches)
     await _bootstrap(objects)
     # The OpenAPI documents take ~0.1 s to build; do it now, off the loop, not on the first request.

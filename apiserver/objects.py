@@ -9,7 +9,6 @@ below only knows bytes.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -74,10 +73,16 @@ def _rfc3339(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# (resource, storage key) -> (stored JSON with resourceVersion set, its revision) from the watch
+# cache, or None when the cache does not hold the key.
+Cached = Callable[[ResourceInfo, str], tuple[bytes, int] | None]
+
+
 class ObjectStore:
-    def __init__(self, backend: Backend, admission: Admission):
+    def __init__(self, backend: Backend, admission: Admission, cached: Cached | None = None):
         self.backend = backend
         self.admission = admission
+        self.cached = cached
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -90,6 +95,21 @@ class ObjectStore:
     async def get(self, r: ResourceInfo, ns: str | None, name: str) -> dict:
         kv = await self.get_kv(r, ns, name)
         return codec.decode_stored(kv.value, kv.mod_revision)
+
+    def _hint(self, r: ResourceInfo, key: str, dry_run: bool) -> tuple[bytes, int] | None:
+        """The watch cache's copy to start a read-modify-write from (not for dry runs, whose
+        answer must reflect storage)."""
+        return self.cached(r, key) if self.cached is not None and not dry_run else None
+
+    async def _current(self, r: ResourceInfo, key: str, name: str,
+                       hint: tuple[bytes, int] | None) -> tuple[bytes, int, bool]:
+        """(stored JSON, revision, whether it came from the cache) of the object to modify."""
+        if hint is not None:
+            return hint[0], hint[1], True
+        kv = await self.backend.get(key)
+        if kv is None:
+            raise not_found(r.plural, name, r.group)
+        return kv.value, kv.mod_revision, False
 
     # --- create ----------------------------------------------------------------------------
 
@@ -161,7 +181,7 @@ class ObjectStore:
         async def mutate(old: dict) -> dict:
             if want and want != old["metadata"]["resourceVersion"]:
                 raise conflict(r.plural, name, r.group)
-            return copy.deepcopy(new)
+            return meta.deep_copy(new)
 
         return await self.guaranteed_update(r, ns, name, mutate, subresource=subresource,
                                             dry_run=dry_run, manager=manager, warnings=warnings)
@@ -176,18 +196,29 @@ class ObjectStore:
         ``internal`` writes (pod binding) skip the user-facing update rules such as a pod's
         immutable spec; structural validation still applies."""
         key = r.storage_key(ns, name)
+        # The first attempt starts from the watch cache's copy, as Kubernetes' GuaranteedUpdate
+        # does: the write's compare-and-swap catches a stale copy, and any refusal computed from
+        # one (a Conflict on a pinned version, a validation error) is retried from storage
+        # before it is believed.
+        hint = self._hint(r, key, dry_run)
         for _ in range(retries):
-            kv = await self.backend.get(key)
-            if kv is None:
-                raise not_found(r.plural, name, r.group)
-            old = codec.decode_stored(kv.value, kv.mod_revision)
-            desired = await mutate(copy.deepcopy(old))
-            obj = self._merge_update(r, old, desired, subresource, manager, internal, warnings)
+            data, revision, from_cache = await self._current(r, key, name, hint)
+            hint = None
+            old = codec.decode_stored(data, revision)
+            try:
+                desired = await mutate(codec.decode_stored(data, revision))
+                obj = self._merge_update(r, old, desired, subresource, manager, internal, warnings)
+            except StatusError:
+                if from_cache:
+                    continue
+                raise
             if obj == old:
+                if from_cache:
+                    continue                             # a no-op against a copy that may be stale
                 return old                               # no-op: no write, no new version
             if _should_delete_after_update(r, obj):
                 try:
-                    gone = await self.backend.delete(key, expected_revision=kv.mod_revision)
+                    gone = await self.backend.delete(key, expected_revision=revision)
                 except RevisionConflict:
                     continue
                 except KeyNotFound:
@@ -198,7 +229,7 @@ class ObjectStore:
                 return obj
             try:
                 new_kv = await self.backend.update(key, codec.encode_for_storage(obj),
-                                                   expected_revision=kv.mod_revision)
+                                                   expected_revision=revision)
             except RevisionConflict:
                 continue
             except KeyNotFound:
@@ -232,7 +263,7 @@ class ObjectStore:
             raise Conflict(f'Precondition failed: UID in precondition: {omd.get("uid")}, UID in object '
                            f'meta: {md["uid"]}', kind=r.plural, name=omd["name"], group=r.group)
         if subresource == "status":
-            obj = copy.deepcopy(old)
+            obj = meta.deep_copy(old)
             if "status" in new:
                 obj["status"] = new["status"]
             else:
@@ -240,7 +271,7 @@ class ObjectStore:
         elif subresource == "binding":
             obj = new                     # binding sets spec.nodeName and PodScheduled in one write
         elif subresource == "finalize":
-            obj = copy.deepcopy(old)
+            obj = meta.deep_copy(old)
             obj.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get("finalizers") or []
         else:
             obj = new
@@ -289,12 +320,16 @@ class ObjectStore:
         """Delete, or start deleting: objects with finalizers and pods on a node get a
         deletionTimestamp and stay until their finalizers are gone or the node confirms."""
         key = r.storage_key(ns, name)
+        hint = self._hint(r, key, opts.dry_run)
         for _ in range(16):
-            kv = await self.backend.get(key)
-            if kv is None:
-                raise not_found(r.plural, name, r.group)
-            old = codec.decode_stored(kv.value, kv.mod_revision)
+            data, revision, from_cache = await self._current(r, key, name, hint)
+            hint = None
+            old = codec.decode_stored(data, revision)
             omd = old["metadata"]
+            stale_uid = opts.precondition_uid and opts.precondition_uid != omd.get("uid")
+            stale_rv = opts.precondition_rv and opts.precondition_rv != omd["resourceVersion"]
+            if from_cache and (stale_uid or stale_rv):
+                continue                                 # judged against a copy: ask storage
             if opts.precondition_uid and opts.precondition_uid != omd.get("uid"):
                 raise Conflict(f'Precondition failed: UID in precondition: {opts.precondition_uid}, '
                                f'UID in object meta: {omd.get("uid")}', kind=r.plural, name=name,
@@ -303,7 +338,7 @@ class ObjectStore:
                 raise Conflict(f"Precondition failed: ResourceVersion in precondition: "
                                f"{opts.precondition_rv}, ResourceVersion in object meta: "
                                f"{omd['resourceVersion']}", kind=r.plural, name=name, group=r.group)
-            obj = copy.deepcopy(old)
+            obj = codec.decode_stored(data, revision)
             md = obj["metadata"]
             finalizers = list(md.get("finalizers") or [])
             policy = opts.propagation_policy
@@ -322,7 +357,7 @@ class ObjectStore:
                 if opts.dry_run:
                     return old
                 try:
-                    gone = await self.backend.delete(key, expected_revision=kv.mod_revision)
+                    gone = await self.backend.delete(key, expected_revision=revision)
                 except RevisionConflict:
                     continue
                 except KeyNotFound:
@@ -343,13 +378,15 @@ class ObjectStore:
             if r.kind == "Namespace":
                 obj.setdefault("status", {})["phase"] = "Terminating"
             if obj == old:
+                if from_cache:
+                    continue
                 return old
             if opts.dry_run:
                 return obj
             md.pop("resourceVersion", None)
             try:
                 new_kv = await self.backend.update(key, codec.encode_for_storage(obj),
-                                                   expected_revision=kv.mod_revision)
+                                                   expected_revision=revision)
             except RevisionConflict:
                 continue
             self.admission.wrote(r, new_kv.mod_revision)
