@@ -1,6 +1,6 @@
 """Scheduler benchmarks, after kube-scheduler's scheduler_perf (SchedulingBasic, anti-affinity).
 
-    python -m bench.scheduler [--nodes 500,5000] [--pods 10000] [--quick] [--only algo,e2e,backlog,anti]
+    python -m bench.scheduler [--nodes 500,5000] [--pods 10000] [--quick] [--only algo,e2e,backlog,anti,requests]
                               [--profile]
 
 - ``e2e``: the real API server (SQLite) and ``navarch scheduler`` as its own process. Nodes are
@@ -14,6 +14,10 @@
   real bindings, not bounded by how fast the API creates pods.
 - ``anti``: 2000 pods with required inter-pod anti-affinity (groups of 5 that must not share a
   node) on 500 nodes, with the algorithm alone and end to end.
+- ``requests``: what each request a scheduled pod costs costs the API server, in its CPU time:
+  the pod's create, its binding, the ``Scheduled`` event, each sent alone (16 at a time) with
+  one all-pods watch open (as the scheduler's informer), then with three (scheduler, bench and a
+  controller-manager's), to show the cost of a watch delivery.
 
 Figures are printed; nothing is asserted.
 """
@@ -281,6 +285,81 @@ async def e2e(nodes: int, pods: int, anti: bool = False, concurrency: int = 32, 
             server.stop()
 
 
+# -- what each request costs the API server -------------------------------------------------------
+
+async def _drain_watch(url: str, path: str, stop: asyncio.Event, seen: list[int]) -> None:
+    async with aiohttp.ClientSession(url) as s:
+        async with s.get(path, params={"watch": "1", "timeoutSeconds": "600"},
+                         timeout=aiohttp.ClientTimeout(total=None)) as r:
+            while not stop.is_set():
+                line = await r.content.readline()
+                if not line:
+                    return
+                seen[0] += 1
+
+
+async def requests_cost(nodes: int, pods: int, watchers_list: tuple[int, ...] = (1, 3)) -> list[dict]:
+    """API server CPU per request type (ms), with so many all-pods watches open."""
+    return [await _requests_cost(nodes, pods, w) for w in watchers_list]
+
+
+async def _requests_cost(nodes: int, pods: int, watchers: int) -> dict:
+    from client.events import EventRecorder
+    from client.rest import Client
+
+    with tempfile.TemporaryDirectory(prefix="bench-sched-req-") as tmp:
+        server = ApiServer(Path(tmp) / "api").start()
+        pid = server.process.pid if server.process else None
+        stop = asyncio.Event()
+        seen = [0]
+        tasks: list[asyncio.Task] = []
+        try:
+            async with Client(server.url) as c:
+                await c.create("namespaces", {"metadata": {"name": "bench"}})
+                for i in range(nodes):
+                    await c.create("nodes", node_obj(i))
+                tasks = [asyncio.create_task(_drain_watch(server.url, "/api/v1/pods", stop, seen))
+                         for _ in range(watchers)]
+                await asyncio.sleep(0.5)
+                sem = asyncio.Semaphore(16)
+                created: list[dict] = []
+                recorder = EventRecorder(c, "default-scheduler", writers=16, queue_size=pods + 1)
+
+                async def create(i: int) -> None:
+                    async with sem:
+                        created.append(await c.create("pods", pod_obj(i), "bench"))
+
+                async def bind(i: int) -> None:
+                    async with sem:
+                        await c.bind("bench", f"pod-{i:06d}", f"node-{i % nodes:05d}")
+
+                async def events() -> None:
+                    for p in created:
+                        name = p["metadata"]["name"]
+                        recorder.normal(p, "Scheduled", f"Successfully assigned bench/{name} to node-x")
+                    await recorder.flush()
+
+                row: dict[str, Any] = {"scenario": "requests", "nodes": nodes, "pods": pods,
+                                       "pod_watches": watchers}
+                for label, run in (("create_pod", lambda: asyncio.gather(*(create(i) for i in range(pods)))),
+                                   ("binding", lambda: asyncio.gather(*(bind(i) for i in range(pods)))),
+                                   ("event", events)):
+                    cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+                    await run()
+                    await asyncio.sleep(0.3)   # deliveries to the watches settle
+                    row[f"{label}_ms"] = round((_cpu_seconds(pid) - cpu0) * 1000 / pods, 3)
+                    row[f"{label}_per_s"] = round(pods / (time.perf_counter() - t0), 1)
+                await recorder.stop()
+                row["watch_events_seen"] = seen[0]
+                return row
+        finally:
+            stop.set()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            server.stop()
+
+
 # -- main -----------------------------------------------------------------------------------------
 
 def _print(result: dict) -> None:
@@ -293,6 +372,9 @@ def _print(result: dict) -> None:
 async def _run(args: argparse.Namespace) -> None:
     node_counts = [int(n) for n in args.nodes.split(",")]
     only = set(args.only.split(",")) if args.only else {"algo", "e2e", "backlog", "anti"}
+    if "requests" in only:
+        for row in await requests_cost(min(node_counts), min(args.pods, 5000)):
+            _print(row)
     if "algo" in only:
         for n in node_counts:
             _print(await algo(n, args.pods, profile=args.profile))
@@ -312,7 +394,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--nodes", default="500,5000")
     p.add_argument("--pods", type=int, default=10_000)
     p.add_argument("--anti-pods", type=int, default=2000)
-    p.add_argument("--only", help="comma-separated: algo, e2e, backlog, anti")
+    p.add_argument("--only", help="comma-separated: algo, e2e, backlog, anti, requests")
     p.add_argument("--quick", action="store_true", help="500 nodes, 2000 pods, 500 anti-affinity pods")
     p.add_argument("--profile", action="store_true", help="cProfile the algorithm-only runs")
     args = p.parse_args(argv)
