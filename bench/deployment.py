@@ -9,6 +9,9 @@ nodes: ``navarch simulate-nodes --count N`` when the simulator is installed (``-
 a built-in stand-in in this process that registers N Ready nodes and reports every bound pod
 Running and Ready at once (``--sim builtin``). Every process it starts it stops by PID.
 
+With ``--create-only`` no nodes and no scheduler run: only the pod creation is measured (the
+ReplicaSet controller and the API server alone).
+
 Figures printed:
 
 * scale-up: seconds from ``replicas: N`` to N pods created (the ReplicaSet's status.replicas)
@@ -363,7 +366,9 @@ async def run(args: argparse.Namespace, url: str, kubeconfig: str, log_dir: Path
             if sim == "auto":
                 sim = "navarch" if simulator_installed() else "builtin"
             t0 = time.perf_counter()
-            if sim == "navarch":
+            if args.create_only:
+                pass
+            elif sim == "navarch":
                 # A /24 of pod addresses per node: 1000 nodes need more than a /16.
                 procs.append(Proc("simulate-nodes", ["simulate-nodes", "--kubeconfig", kubeconfig, "--count",
                                                      str(args.nodes), "--pod-cidr", "10.64.0.0/10",
@@ -378,10 +383,12 @@ async def run(args: argparse.Namespace, url: str, kubeconfig: str, log_dir: Path
                                                    for c in (n.get("status") or {}).get("conditions") or [])
                            ) >= args.nodes
 
-            took = await wait_for(nodes_ready, "nodes", 600, every=1.0)
-            print(f"nodes: {args.nodes} Ready in {time.perf_counter() - t0:.1f} s ({sim} simulator; "
-                  f"last check {took:.1f} s)", flush=True)
-            procs.append(Proc("scheduler", ["scheduler", "--kubeconfig", kubeconfig, "--port", "-1"], log_dir))
+            if not args.create_only:
+                took = await wait_for(nodes_ready, "nodes", 600, every=1.0)
+                print(f"nodes: {args.nodes} Ready in {time.perf_counter() - t0:.1f} s ({sim} simulator; "
+                      f"last check {took:.1f} s)", flush=True)
+                procs.append(Proc("scheduler", ["scheduler", "--kubeconfig", kubeconfig, "--port", "-1"],
+                                  log_dir))
             cm = Proc("controller-manager", ["controller-manager", "--kubeconfig", kubeconfig,
                                              "--controllers", "replicaset,deployment",
                                              "--port", str(cm_port)], log_dir)
@@ -410,6 +417,12 @@ async def run(args: argparse.Namespace, url: str, kubeconfig: str, log_dir: Path
             print(f"scale-up: {n} pods created in {t_created:.1f} s ({n / t_created:.0f} pods/s by the "
                   f"ReplicaSet controller)", flush=True)
             meter.report("pod creation", n)
+            if args.create_only:
+                report_requests(requests_before, await api_requests(client), "pod creation", n)
+                report_cm(cm, "pod creation")
+                if profiler is not None:
+                    profiler.stop()
+                return
 
             async def available() -> bool:
                 _, st = await dep_status(client)
@@ -453,6 +466,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for each phase")
     ap.add_argument("--server", help="use this API server instead of starting one")
     ap.add_argument("--kubeconfig", help="kubeconfig of --server")
+    ap.add_argument("--create-only", action="store_true",
+                    help="no nodes, no scheduler: measure only the ReplicaSet controller creating the pods")
     ap.add_argument("--profile", metavar="DIR", help="py-spy the processes through the scale-up into DIR")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
