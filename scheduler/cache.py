@@ -29,6 +29,25 @@ def node_name_of(pod: dict) -> str:
     return (pod.get("spec") or {}).get("nodeName") or ""
 
 
+# What a binding changes besides spec.nodeName, and no plugin reads.
+_META_NOISE = frozenset({"resourceVersion", "managedFields"})
+_MISSING = object()
+
+
+def _same_for_scheduling(assumed: dict, bound: dict) -> bool:
+    """Whether ``bound`` (the informer's copy) differs from ``assumed`` (the scheduler's) only in
+    what the binding writes besides the node: resourceVersion, managedFields, status conditions."""
+    if assumed.get("spec") != bound.get("spec"):
+        return False
+    am, bm = assumed.get("metadata") or {}, bound.get("metadata") or {}
+    if len(am.keys() - _META_NOISE) != len(bm.keys() - _META_NOISE) or any(
+            k not in _META_NOISE and bm.get(k, _MISSING) != v for k, v in am.items()):
+        return False
+    ast, bst = assumed.get("status") or {}, bound.get("status") or {}
+    return all(ast.get(k) == v for k, v in bst.items() if k != "conditions") and all(
+        k in bst or k == "conditions" for k in ast)
+
+
 @dataclass
 class _PodState:
     pod: dict
@@ -140,6 +159,13 @@ class SchedulerCache:
             return
         key = pod_key(pod)
         st = self._pods.get(key)
+        if st is not None and st.assumed and st.node == node and _same_for_scheduling(st.pod, pod):
+            # The binding confirmed as assumed: the node's counts, its generation (and with it
+            # every verdict and score remembered for it) and the snapshot stay as they are.
+            ni = self._nodes.get(node)
+            if ni is not None and ni.swap_pod(pod):
+                self._pods[key] = _PodState(pod, node, assumed=False)
+                return
         if st is not None:
             if st.node != node:
                 log.warning("pod bound to another node than assumed", pod=key, assumed=st.node, bound=node)

@@ -147,6 +147,22 @@ class NodeInfo:
         self.generation = next(_generation)
         return True
 
+    def swap_pod(self, pod: dict) -> bool:
+        """Put ``pod`` in place of the counted pod with its key, keeping the counts and the
+        generation: only for a newer copy of the same pod that differs in nothing a plugin
+        reads (see ``SchedulerCache.add_pod``). False when no pod with its key is here."""
+        e = self._entries.get(pod_key(pod))
+        if e is None:
+            return False
+        old = e.pod
+        e.pod = pod
+        for pods in (self.pods, self.pods_with_affinity, self.pods_with_required_anti_affinity):
+            for i, p in enumerate(pods):
+                if p is old:
+                    pods[i] = pod
+                    break
+        return True
+
     def has_pod(self, pod: dict) -> bool:
         return pod_key(pod) in self._entries
 

@@ -140,7 +140,7 @@ class Scheduler:
         elif self.responsible_for(pod) and not _meta(pod).get("deletionTimestamp"):
             self._track_nomination(pod)
             self.queue.add(pod)
-            metrics.QUEUE_INCOMING.labels(queue=q.ACTIVE, event="PodAdd").inc()
+            metrics.child(metrics.QUEUE_INCOMING, q.ACTIVE, "PodAdd").inc()
 
     def _on_pod_update(self, old: dict, new: dict) -> None:
         if _terminal(new):
@@ -215,7 +215,7 @@ class Scheduler:
     def _move(self, event: str, plugins: frozenset[str] | None = None) -> None:
         n = self.queue.move_all_to_active_or_backoff(event, plugins)
         if n:
-            metrics.QUEUE_INCOMING.labels(queue=q.ACTIVE, event=event).inc(n)
+            metrics.child(metrics.QUEUE_INCOMING, q.ACTIVE, event).inc(n)
             log.debug("unschedulable pods requeued", cluster_event=event, pods=n)
 
     def start_informers(self) -> None:
@@ -393,7 +393,7 @@ class Scheduler:
         profile = fw.scheduler_name if fw is not None else "unknown"
         result = "error" if error else "unschedulable"
         self.failed_attempts += 1
-        metrics.SCHEDULE_ATTEMPTS.labels(result=result, profile=profile).inc()
+        metrics.child(metrics.SCHEDULE_ATTEMPTS, result, profile).inc()
         log.debug("pod not scheduled", pod=qp.key, result=result, message=message, nominated=nominated)
         if (requeue or ("backoff" if error else "unschedulable")) == "backoff":
             self.queue.add_backoff(qp)
@@ -452,7 +452,7 @@ class Scheduler:
         if not st.ok:
             fw.run_unreserve(state, assumed, host)
             self.cache.forget_pod(assumed)
-            metrics.SCHEDULE_ATTEMPTS.labels(result="error", profile=profile).inc()
+            metrics.child(metrics.SCHEDULE_ATTEMPTS, "error", profile).inc()
             self.failed_attempts += 1
             self.queue.add_backoff(qp)
             # The capacity it held is free again: pods waiting for room may fit now.
@@ -468,11 +468,11 @@ class Scheduler:
         fw.run_post_bind(state, assumed, host)
         self.scheduled += 1
         now = self.clock.monotonic()
-        metrics.SCHEDULE_ATTEMPTS.labels(result="scheduled", profile=profile).inc()
-        metrics.E2E_DURATION.labels(result="scheduled", profile=profile).observe(now - start)
-        metrics.ATTEMPT_DURATION.labels(result="scheduled", profile=profile).observe(now - start)
+        metrics.child(metrics.SCHEDULE_ATTEMPTS, "scheduled", profile).inc()
+        metrics.child(metrics.E2E_DURATION, "scheduled", profile).observe(now - start)
+        metrics.child(metrics.ATTEMPT_DURATION, "scheduled", profile).observe(now - start)
         if qp.initial_attempt is not None:
-            metrics.SLI_DURATION.labels(attempts=str(min(qp.attempts, 16))).observe(now - qp.initial_attempt)
+            metrics.child(metrics.SLI_DURATION, str(min(qp.attempts, 16))).observe(now - qp.initial_attempt)
         metrics.POD_ATTEMPTS.observe(qp.attempts)
         log.debug("pod bound", pod=qp.key, node=host, attempts=qp.attempts)
         self.recorder.normal(qp.pod, "Scheduled", f"Successfully assigned {qp.key} to {host}")

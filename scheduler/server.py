@@ -12,6 +12,7 @@ Metrics carry kube-scheduler's names and labels, so dashboards built for it read
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -58,6 +59,13 @@ CACHE_SIZE = Gauge("scheduler_cache_size", "Number of nodes, pods, and assumed (
 QUEUE_INCOMING = Counter("scheduler_queue_incoming_pods_total",
                          "Number of pods added to scheduling queues by event and queue type.",
                          ["queue", "event"])
+
+
+@functools.cache
+def child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, looked up once: the scheduler updates several labelled
+    metrics per pod, and each ``labels`` call validates and locks."""
+    return metric.labels(*values)
 
 
 def bind_gauges(scheduler: Any) -> None:

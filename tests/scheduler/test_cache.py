@@ -71,3 +71,51 @@ def test_pods_may_arrive_before_their_node_and_nodes_leave():
     cache.update_snapshot()
     cache.update_node(node("n1", labels={"zone": "b"}))
     assert cache.update_snapshot().get("n1").labels["zone"] == "b"
+
+
+def _as_written(pod: dict, node_name: str, rv: str, **status: object) -> dict:
+    """``pod`` as the API server returns it after its binding: new resourceVersion and
+    managedFields, the PodScheduled condition."""
+    meta = dict(pod["metadata"], resourceVersion=rv, managedFields=[{"manager": "kube-scheduler"}])
+    st = dict(pod.get("status") or {}, conditions=[{"type": "PodScheduled", "status": "True"}], **status)
+    return dict(pod, metadata=meta, spec=dict(pod["spec"], nodeName=node_name), status=st)
+
+
+def test_a_confirmed_binding_keeps_the_nodes_generation_unless_the_pod_changed():
+    cache = SchedulerCache()
+    cache.add_node(node("n1", cpu="4"))
+    p = make_pod("p", cpu="1")
+    p["status"] = {"phase": "Pending"}
+    cache.assume_pod(bound(p, "n1"), "n1")
+    before = cache.update_snapshot().get("n1")
+    confirmed = _as_written(p, "n1", "7")
+    cache.add_pod(confirmed)
+    after = cache.update_snapshot().get("n1")
+    assert after is before, "nothing a plugin reads changed: no new NodeInfo, same generation"
+    assert not cache.is_assumed(p)
+    assert cache.node_info("n1").pods == [confirmed] and cache.node_info("n1").requested["cpu"] == 1000
+    # A later copy that differs where plugins look is counted afresh.
+    relabelled = _as_written(dict(p, metadata=dict(p["metadata"], labels={"x": "y"})), "n1", "8")
+    cache.add_pod(relabelled)
+    changed = cache.update_snapshot().get("n1")
+    assert changed.generation != before.generation and changed.pods == [relabelled]
+    assert changed.requested["cpu"] == 1000
+
+
+def test_a_binding_confirmed_with_other_content_is_counted_afresh():
+    for differs in ({"labels": {"x": "y"}}, {"deletionTimestamp": "2026-01-01T00:00:00Z"}):
+        cache = SchedulerCache()
+        cache.add_node(node("n1", cpu="4"))
+        p = make_pod("p", cpu="1")
+        cache.assume_pod(bound(p, "n1"), "n1")
+        gen = cache.update_snapshot().get("n1").generation
+        other = _as_written(dict(p, metadata=dict(p["metadata"], **differs)), "n1", "9")
+        cache.add_pod(other)
+        snap = cache.update_snapshot().get("n1")
+        assert snap.generation != gen and snap.pods == [other], differs
+    cache = SchedulerCache()
+    cache.add_node(node("n1", cpu="4"))
+    cache.assume_pod(bound(p, "n1"), "n1")
+    gen = cache.update_snapshot().get("n1").generation
+    cache.add_pod(_as_written(p, "n1", "9", phase="Running"))
+    assert cache.update_snapshot().get("n1").generation != gen, "a status beyond the condition"
