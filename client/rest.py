@@ -152,6 +152,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self._waiter: asyncio.Future[_Response] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._buf = bytearray()
         self._head_only = False
         self._got_bytes = False
@@ -202,9 +203,14 @@ class _Connection(asyncio.Protocol):
     def usable(self) -> bool:
         return not self.closed and self.transport is not None and not self.transport.is_closing()
 
-    def send(self, data: bytes, head_only: bool) -> asyncio.Future[_Response]:
+    def send(self, data: bytes, head_only: bool, deadline: float | None = None) -> asyncio.Future[_Response]:
+        """Write a request; the future gets its response, or TimeoutError at ``deadline`` (loop
+        time; the connection is closed then)."""
         assert self.transport is not None
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        if deadline is not None:
+            self._timer = loop.call_at(deadline, self._timed_out)
         self._buf.clear()
         self._head = None
         self._length = None
@@ -221,8 +227,16 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.transport is not None:
             self.transport.close()
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        self._fail(TimeoutError())
+        self.close()
 
     # -- parsing ---------------------------------------------------------------------------------
 
@@ -297,11 +311,17 @@ class _Connection(asyncio.Protocol):
         if self._until_close or self._buf:
             keep_alive = False  # a body ended by close, or bytes past the response: no reuse
         waiter, self._waiter = self._waiter, None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if waiter is not None and not waiter.done():
             waiter.set_result(_Response(status, reason, headers, body, keep_alive))
 
     def _fail(self, exc: BaseException) -> None:
         waiter, self._waiter = self._waiter, None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
@@ -366,17 +386,25 @@ class _Pool:
         conn.close()
         self._all.discard(conn)
 
-    async def request(self, method: str, data: bytes) -> _Response:
+    async def request(self, method: str, data: bytes, timeout: float | None = None) -> _Response:
+        """Send ``data`` (a whole request) and read the response, within ``timeout`` seconds in
+        all (TimeoutError past it): waiting for a connection, connecting, the exchange."""
+        deadline = None if timeout is None else self.loop.time() + timeout
         if self._sem is not None:
-            await self._sem.acquire()
+            if self._sem.locked():
+                async with asyncio.timeout_at(deadline):
+                    await self._sem.acquire()
+            else:
+                await self._sem.acquire()
         try:
             while True:
                 conn = self._take_idle()
                 reused = conn is not None
                 if conn is None:
-                    conn = await self._connect()
+                    async with asyncio.timeout_at(deadline):
+                        conn = await self._connect()
                 try:
-                    resp = await conn.send(data, method == "HEAD")
+                    resp = await conn.send(data, method == "HEAD", deadline)
                 except aiohttp.ClientConnectionError:
                     self._discard(conn)
                     # A kept-alive connection the server closed as we reused it: an idempotent
@@ -570,8 +598,7 @@ class Client:
         limit = timeout if timeout is not None else self.timeout
         attempt = 0
         while True:
-            async with asyncio.timeout(limit):
-                resp = await pool.request(method, message)
+            resp = await pool.request(method, message, limit)
             payload = resp.body
             if resp.status < 400:
                 if raw:
