@@ -36,8 +36,17 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     aiohttp.ClientError, TimeoutError, OSError)
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+
+
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``ts`` (seconds since the epoch) as RFC 3339 in UTC, to the second. Formatting costs more
+    than an event's other fields; events come in bursts within one second, so the last is kept."""
+    global _last_stamp
+    sec = int(ts // 1)
+    if _last_stamp[0] != sec:
+        _last_stamp = (sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _last_stamp[1]
 
 
 def object_reference(obj: dict[str, Any], field_path: str | None = None) -> dict[str, Any]:
