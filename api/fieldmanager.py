@@ -62,7 +62,12 @@ def _item_key(keys: tuple[str, ...], item: Any) -> str:
 def field_set(obj: dict, meta: PatchMeta, *, subresource: str = "") -> set[Path]:
     """The leaf paths an object's content sets. For ``subresource='status'`` only status counts;
     otherwise status is left out (it belongs to the status writers)."""
-    out: set[Path] = set()
+    return set(field_values(obj, meta, subresource=subresource))
+
+
+def field_values(obj: dict, meta: PatchMeta, *, subresource: str = "") -> dict[Path, Any]:
+    """``field_set`` with the value at each path (``value_at(obj, path)``), in one walk."""
+    out: dict[Path, Any] = {}
     for k, v in obj.items():
         if k in _SKIP_TOP:
             continue
@@ -79,26 +84,29 @@ def field_set(obj: dict, meta: PatchMeta, *, subresource: str = "") -> set[Path]
     return out
 
 
-def _walk(value: Any, meta: PatchMeta, path: Path, out: set[Path]) -> None:
-    if isinstance(value, dict) and value:
+def _walk(value: Any, meta: PatchMeta, path: Path, out: dict[Path, Any]) -> None:
+    if type(value) is dict and value:
+        children = meta._children
         for k, v in value.items():
-            _walk(v, meta.child(k), path + ("f:" + k,), out)
+            _walk(v, children.get(k) or meta.child(k), path + ("f:" + k,), out)
         return
-    if isinstance(value, list) and value:
+    if type(value) is list and value:
         keys = _list_keys(meta, value)
-        if keys is not None and all(isinstance(i, dict) for i in value):
+        if keys is not None and all(type(i) is dict for i in value):
             item_meta = meta.items()
             for item in value:
                 ipath = path + (_item_key(keys, item),)
-                out.add(ipath + (".",))
+                # A repeated key: the paths are the union, the values the first item's (as
+                # value_at finds them), where it has them.
+                out.setdefault(ipath + (".",), item)
                 for k, v in item.items():
                     _walk(v, item_meta.child(k), ipath + ("f:" + k,), out)
             return
         if _is_set(meta, value):
             for item in value:
-                out.add(path + (_item_key((), item),))
+                out.setdefault(path + (_item_key((), item),), item)
             return
-    out.add(path)
+    out.setdefault(path, value)
 
 
 def field_tree(obj: dict, meta: PatchMeta, *, subresource: str = "") -> dict:
@@ -182,12 +190,44 @@ def to_fields_v1(paths: set[Path]) -> dict:
 
 def from_fields_v1(tree: dict, prefix: Path = ()) -> set[Path]:
     out: set[Path] = set()
-    for k, v in (tree or {}).items():
+    _leaves(tree or {}, prefix, out)
+    return out
+
+
+def _leaves(tree: dict, prefix: Path, out: set[Path]) -> None:
+    for k, v in tree.items():
         if v:
-            out |= from_fields_v1(v, prefix + (k,))
+            _leaves(v, prefix + (k,), out)
         else:
             out.add(prefix + (k,))
+
+
+def _without(tree: dict, paths: set[Path]) -> dict:
+    """``to_fields_v1(from_fields_v1(tree) - paths)`` without leaving the tree: the leaves at
+    ``paths`` are cut and the branches they leave empty pruned. ``tree`` is not modified."""
+    cut = [p for p in paths if _leaf_at(tree, p)]
+    if not cut:
+        return tree
+    out = orjson.loads(orjson.dumps(tree))
+    for p in cut:
+        trail = [out]
+        for el in p[:-1]:
+            trail.append(trail[-1][el])
+        del trail[-1][p[-1]]
+        for depth in range(len(p) - 1, 0, -1):      # prune branches left empty
+            if trail[depth]:
+                break
+            del trail[depth - 1][p[depth - 1]]
     return out
+
+
+def _leaf_at(tree: dict, path: Path) -> bool:
+    node = tree
+    for el in path:
+        node = node.get(el)
+        if node is None:
+            return False
+    return not node
 
 
 # --- reading and editing objects by path -------------------------------------------------
@@ -397,22 +437,24 @@ def record_update(old: dict | None, new: dict, meta: PatchMeta, *, manager: str,
         _set_entries(new, [_entry(manager, "Update", api_version,
                                   field_tree(new, meta, subresource=subresource), subresource)])
         return
-    new_paths = field_set(new, meta, subresource=subresource)
-    changed = {p for p in new_paths if value_at(old, p) != value_at(new, p)}
+    new_values = field_values(new, meta, subresource=subresource)
+    old_values = field_values(old, meta, subresource=subresource)
+    changed = {p for p, v in new_values.items() if old_values.get(p, _MISSING) != v}
     entries = _entries(old)
     # Fields the write removed are owned by nobody any more.
-    gone = field_set(old, meta, subresource=subresource) - new_paths
+    gone = old_values.keys() - new_values.keys()
     changed_or_gone = changed | gone
-    for e in entries:
-        if not _same_entry(e, manager, "Update", subresource):
-            e["fieldsV1"] = to_fields_v1(_entry_paths(e) - changed_or_gone)
+    if changed_or_gone:
+        for e in entries:
+            if not _same_entry(e, manager, "Update", subresource):
+                e["fieldsV1"] = _without(e.get("fieldsV1") or {}, changed_or_gone)
     if not changed:
         _set_entries(new, entries)
         return
     mine: set[Path] = set()
     for e in entries:
         if _same_entry(e, manager, "Update", subresource):
-            mine = _entry_paths(e) & new_paths
+            mine = {p for p in _entry_paths(e) if p in new_values}
     entries = [e for e in entries if not _same_entry(e, manager, "Update", subresource)]
     entries.append(_entry(manager, "Update", api_version, mine | changed, subresource))
     _set_entries(new, entries)

@@ -94,3 +94,92 @@ def test_field_tree_is_the_sorted_fields_v1_of_the_field_set():
             expected = fm.to_fields_v1(fm.field_set(obj, meta, subresource=sub))
             assert tree == expected
             assert orjson.dumps(tree) == orjson.dumps(expected)     # same key order too
+
+
+# --------------------------------------------------------------------------- ordinary updates
+
+def _reference_update(old, new, meta, manager, subresource=""):
+    """What record_update must compute, spelled out with path sets and value_at."""
+    import copy
+    new = copy.deepcopy(new)
+    new_paths = fm.field_set(new, meta, subresource=subresource)
+    changed = {p for p in new_paths if fm.value_at(old, p) != fm.value_at(new, p)}
+    gone = fm.field_set(old, meta, subresource=subresource) - new_paths
+    entries = [dict(e) for e in old["metadata"].get("managedFields") or []]
+    same = [(e["manager"], e["operation"], e.get("subresource", "")) == (manager, "Update", subresource)
+            for e in entries]
+    for e, mine in zip(entries, same, strict=True):
+        if not mine:
+            e["fieldsV1"] = fm.to_fields_v1(fm.from_fields_v1(e["fieldsV1"]) - changed - gone)
+    if changed:
+        kept = set()
+        for e, mine in zip(entries, same, strict=True):
+            if mine:
+                kept = fm.from_fields_v1(e["fieldsV1"]) & new_paths
+        entries = [e for e, mine in zip(entries, same, strict=True) if not mine]
+        entries.append({"manager": manager, "fieldsV1": fm.to_fields_v1(kept | changed)})
+    return {e["manager"]: e["fieldsV1"] for e in entries if e["fieldsV1"]}
+
+
+def _mutations():
+    def image(d):
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:2"
+
+    def env_added(d):
+        d["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "B", "value": "2"})
+
+    def env_removed(d):
+        d["spec"]["template"]["spec"]["containers"][0]["env"] = []
+
+    def env_changed(d):
+        d["spec"]["template"]["spec"]["containers"][0]["env"][:1] = [{"name": "A", "value": "9"}]
+
+    def label_swapped(d):
+        d["metadata"]["labels"] = {"tier": "web"}
+
+    def scalar_to_map(d):
+        d["spec"]["replicas"] = {"odd": 1}
+
+    def map_to_scalar(d):
+        d["spec"]["selector"] = "app=web"
+
+    def container_added(d):
+        d["spec"]["template"]["spec"]["containers"].append({"name": "side", "image": "busybox"})
+
+    def status(d):
+        d["status"] = {"replicas": 3, "conditions": [{"type": "Available", "status": "True"}]}
+
+    def nothing(d):
+        pass
+    return [image, env_added, env_removed, env_changed, label_swapped, scalar_to_map,
+            map_to_scalar, container_added, status, nothing]
+
+
+@pytest.mark.parametrize("first", _mutations(), ids=lambda f: f.__name__)
+@pytest.mark.parametrize("second", _mutations(), ids=lambda f: f.__name__)
+@pytest.mark.parametrize("subresource", ["", "status"])
+def test_record_update_matches_the_path_set_definition(first, second, subresource):
+    created = deployment(extra_env=[{"name": "C", "value": "3"}])
+    created["status"] = {"replicas": 1}
+    fm.record_update(None, created, DEPLOY, manager="creator", api_version="apps/v1")
+    middle = orjson.loads(orjson.dumps(created))
+    first(middle)
+    fm.record_update(created, middle, DEPLOY, manager="editor", api_version="apps/v1", subresource=subresource)
+    last = orjson.loads(orjson.dumps(middle))
+    second(last)
+    want = _reference_update(middle, last, DEPLOY, "creator", subresource)
+    fm.record_update(middle, last, DEPLOY, manager="creator", api_version="apps/v1", subresource=subresource)
+    got = {e["manager"]: e["fieldsV1"] for e in last["metadata"].get("managedFields") or []}
+    assert got == want
+
+
+def test_a_field_of_a_repeated_list_key_is_owned_by_its_writer():
+    # Kubernetes tolerates repeated env names; the second item's own fields still have a writer.
+    created = deployment()
+    fm.record_update(None, created, DEPLOY, manager="creator", api_version="apps/v1")
+    edited = orjson.loads(orjson.dumps(created))
+    edited["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "A", "valueFrom": {}})
+    fm.record_update(created, edited, DEPLOY, manager="editor", api_version="apps/v1")
+    env_a = ("f:spec", "f:template", "f:spec", "f:containers", 'k:{"name":"web"}', "f:env", 'k:{"name":"A"}')
+    assert env_a + ("f:valueFrom",) in owners(edited)[("editor", "Update")]
+    assert env_a + ("f:value",) in owners(edited)[("creator", "Update")]
