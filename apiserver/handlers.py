@@ -42,7 +42,7 @@ from api.selectors import FieldSelector, LabelSelector, parse_field_selector, pa
 from apiserver import codec, tables
 from apiserver.objects import DeleteOptions, ObjectStore, require_object
 from apiserver.storage import Backend, Compacted
-from apiserver.watchcache import Entry, WatchCache
+from apiserver.watchcache import ChunkedSink, Entry, WatchCache
 
 log = structlog.get_logger("apiserver")
 
@@ -436,44 +436,58 @@ class ResourceHandler:
             return codec.watch_line(ev.type, orjson.dumps(t))
 
         try:
-            await resp.prepare(request)
+            writer = await resp.prepare(request)
             if initial:
                 await resp.write(b"".join(line(ev) for ev in initial))
+            protocol = request.protocol
+            transport = request.transport
+            if transport is None:
+                return resp
+            # From here on the watch cache writes events straight to the connection (once per loop
+            # iteration, whatever came in it). This coroutine steps in only when the connection
+            # does not take bytes (it waits for the drain, then writes what piled up), for
+            # bookmarks, and at the end.
+            sink = ChunkedSink(transport, lambda: protocol.writing_paused, line if table else None)
+            watcher.attach(sink)
             deadline = time.monotonic() + max(timeout, 0)
             next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
             while True:
                 now = time.monotonic()
+                if now >= deadline:
+                    watcher.flush()
+                    break
+                if watcher.pending:
+                    if not watcher.closed and not sink.blocked():
+                        watcher.flush()
+                        continue
+                    if transport.is_closing():
+                        break
+                    try:
+                        async with asyncio.timeout(deadline - now):
+                            await writer.drain()
+                    except TimeoutError:
+                        break
+                    pending, watcher.pending = watcher.pending, []
+                    if not sink.send(pending):
+                        break
+                    continue
+                if watcher.closed:
+                    break
                 wait = deadline - now
                 if bookmarks:
-                    wait = min(wait, next_bookmark - now)
-                if wait <= 0:
-                    if now >= deadline:
-                        break
-                    await resp.write(cache.bookmark())
-                    next_bookmark = now + BOOKMARK_INTERVAL
-                    continue
-                if not watcher.queue.empty():
-                    ev = watcher.queue.get_nowait()
-                else:
-                    # A timeout scope rather than wait_for: no task per wait, which with
-                    # thousands of watchers is most of the cost of delivering an event.
-                    try:
-                        async with asyncio.timeout(wait):
-                            ev = await watcher.queue.get()
-                    except TimeoutError:
+                    if now >= next_bookmark:
+                        sink.write(cache.bookmark())
+                        next_bookmark = now + BOOKMARK_INTERVAL
                         continue
-                if ev is None:
-                    break
-                batch = [line(ev)]
-                while not watcher.queue.empty() and len(batch) < 512:
-                    nxt = watcher.queue.get_nowait()
-                    if nxt is None:
-                        watcher.closed = True
-                        break
-                    batch.append(line(nxt))
-                await resp.write(b"".join(batch))
-                if watcher.closed and watcher.queue.empty():
-                    break
+                    wait = min(wait, next_bookmark - now)
+                watcher.wake.clear()
+                # A timeout scope rather than wait_for: no task per wait.
+                try:
+                    async with asyncio.timeout(wait):
+                        await watcher.wake.wait()
+                except TimeoutError:
+                    pass
+            cache.unwatch(watcher)               # nothing is written by the cache after the end
             with contextlib.suppress(ConnectionResetError):
                 await resp.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
