@@ -15,20 +15,22 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from api import errors, meta
 from api.selectors import from_set
 from client.informer import NAMESPACE_INDEX
 from controller_manager.base import Controller, ControllerContext
 from controller_manager.common import (
+    ORPHAN_INDEX,
+    OWNER_INDEX,
     TERMINAL_PHASES,
     Expectations,
-    candidates,
     claim,
     controller_ref,
     deletion_order,
     ensure_owner_indexes,
+    is_pod_active,
     is_pod_available,
     is_pod_ready,
     label_matcher,
@@ -44,9 +46,32 @@ BURST = 500                    # pods created or deleted per pass at most
 SLOW_START_INITIAL = 1
 STATUS_RETRIES = 1
 
-# --- the controller -------------------------------------------------------------------------
 CONFLICT_RETRY = 0.05          # seconds before a reconcile that hit a write conflict runs again
 
+
+class _PodFacts(NamedTuple):
+    """What a sync needs to know of one version of a pod."""
+
+    pod: dict
+    active: bool               # neither terminal nor being deleted
+    selected: bool             # by the ReplicaSet's selector
+    fully_labeled: bool        # carries every label of the ReplicaSet's template
+    ready: bool
+
+
+def _facts_of(pod: dict, selected: Any, fully_labeled: Any) -> _PodFacts:
+    labels = pod["metadata"].get("labels") or {}
+    status = pod.get("status") or {}
+    ready = False
+    for c in status.get("conditions") or ():
+        if c.get("type") == "Ready":
+            ready = c.get("status") == "True"
+            break
+    active = not pod["metadata"].get("deletionTimestamp") and status.get("phase") not in TERMINAL_PHASES
+    return _PodFacts(pod, active, selected(labels), fully_labeled(labels), ready)
+
+
+# --- the controller -------------------------------------------------------------------------
 
 class ReplicaSetController(Controller):
     name = "replicaset"
@@ -59,6 +84,8 @@ class ReplicaSetController(Controller):
         super().__init__(ctx)
         self.recorder = ctx.recorder(self.component)
         self.expectations = Expectations(clock=ctx.clock)
+        # Per ReplicaSet key: (uid, selector, template labels) and the facts of its pods by name.
+        self._facts: dict[str, tuple[tuple[Any, ...], dict[str, _PodFacts]]] = {}
         self.rs_informer = ctx.informers.informer_for(self.resource)
         self.pod_informer = ctx.informers.informer_for(PODS)
         ensure_owner_indexes(self.pod_informer)
@@ -75,6 +102,7 @@ class ReplicaSetController(Controller):
     def _rs_deleted(self, rs: dict) -> None:
         key = meta.key_of(rs)
         self.expectations.forget(key)
+        self._facts.pop(key, None)
         self.enqueue(key)
 
     def _owner_of(self, pod: dict, ref: dict | None = None) -> dict | None:
@@ -158,20 +186,58 @@ class ReplicaSetController(Controller):
         rs = self.rs_informer.get(key)
         if rs is None:
             self.expectations.forget(key)
+            self._facts.pop(key, None)
             return None
         needs_sync = self.expectations.satisfied(key)
-        selector = selector_of(rs)
-        live = [p for p in candidates(self.pod_informer, rs)
-                if not p["metadata"].get("deletionTimestamp")
-                and (p.get("status") or {}).get("phase") not in TERMINAL_PHASES]
-        pods = await claim(self.client, PODS, rs, live, selector)
+        facts = await self._claim(key, rs)
+        pods = [f.pod for f in facts]
         failure: tuple[str, str] | None = None
         if needs_sync and not rs["metadata"].get("deletionTimestamp"):
             failure = await self._manage_replicas(pods, rs, key)
-        updated = await self._update_status(rs, pods, failure)
+        updated = await self._update_status(rs, facts, failure)
         if failure is not None:
             raise RuntimeError(f"{failure[0]}: {failure[1]}")
         return self._next_availability_check(updated or rs, pods)
+
+    async def _claim(self, key: str, rs: dict) -> list[_PodFacts]:
+        """``claim`` of the active pods the ReplicaSet owns or could adopt, as facts.
+
+        Every sync looks at every pod of the ReplicaSet, so what a sync needs of a pod is worked
+        out once per version of it: cached objects are replaced, never changed, so a pod whose
+        cached object is the one seen last time has the same facts."""
+        md = rs["metadata"]
+        selector = selector_of(rs)
+        spec = rs.get("spec") or {}
+        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        signature = (md.get("uid"), str(selector), tuple(sorted(template_labels.items())))
+        known = self._facts.get(key)
+        before = known[1] if known is not None and known[0] == signature else {}
+        selected = label_matcher(selector)
+        fully_labeled = label_matcher(from_set(template_labels))
+        now: dict[str, _PodFacts] = {}
+        mine: list[_PodFacts] = []
+        release: list[dict] = []
+        for pod in self.pod_informer.by_index(OWNER_INDEX, md["uid"]):
+            name = pod["metadata"]["name"]
+            f = before.get(name)
+            if f is None or f.pod is not pod:
+                f = _facts_of(pod, selected, fully_labeled)
+            now[name] = f
+            if not f.active:
+                continue
+            if f.selected:
+                mine.append(f)
+            else:
+                release.append(pod)
+        self._facts[key] = (signature, now)
+        if release:
+            # Owned pods that stopped matching: let the shared claim release them.
+            await claim(self.client, PODS, rs, release, selector)
+        orphans = [p for p in self.pod_informer.by_index(ORPHAN_INDEX, md["namespace"]) if is_pod_active(p)]
+        if orphans:
+            adopted = await claim(self.client, PODS, rs, orphans, selector)
+            mine += [_facts_of(p, selected, fully_labeled) for p in adopted]
+        return mine
 
     def _next_availability_check(self, rs: dict, pods: list[dict]) -> float | None:
         """Seconds until the next ready pod becomes available, when minReadySeconds holds some back."""
@@ -249,27 +315,20 @@ class ReplicaSetController(Controller):
 
     # --- status --------------------------------------------------------------------------
 
-    def calculate_status(self, rs: dict, pods: list[dict], failure: tuple[str, str] | None) -> dict:
+    def calculate_status(self, rs: dict, facts: list[_PodFacts], failure: tuple[str, str] | None) -> dict:
         spec = rs.get("spec") or {}
-        template_labels = label_matcher(from_set(((spec.get("template") or {}).get("metadata") or {}).get("labels")
-                                                 or {}))
         min_ready = int(spec.get("minReadySeconds") or 0)
         now = self._now()
         fully = ready = available = 0
-        # One pass over every pod the ReplicaSet has, on each sync: the Ready condition is looked
-        # up once per pod.
-        for p in pods:
-            if template_labels(p["metadata"].get("labels") or {}):
+        for f in facts:
+            if f.fully_labeled:
                 fully += 1
-            for c in (p.get("status") or {}).get("conditions") or ():
-                if c.get("type") == "Ready":
-                    if c.get("status") == "True":
-                        ready += 1
-                        if min_ready <= 0 or is_pod_available(p, min_ready, now):
-                            available += 1
-                    break
+            if f.ready:
+                ready += 1
+                if min_ready <= 0 or is_pod_available(f.pod, min_ready, now):
+                    available += 1
         old = rs.get("status") or {}
-        status: dict[str, Any] = {"replicas": len(pods), "fullyLabeledReplicas": fully, "readyReplicas": ready,
+        status: dict[str, Any] = {"replicas": len(facts), "fullyLabeledReplicas": fully, "readyReplicas": ready,
                                   "availableReplicas": available,
                                   "observedGeneration": int(rs["metadata"].get("generation") or 0)}
         conditions = [dict(c) for c in old.get("conditions") or []]
@@ -284,8 +343,9 @@ class ReplicaSetController(Controller):
             status["conditions"] = conditions
         return {k: v for k, v in status.items() if v or k == "replicas"}
 
-    async def _update_status(self, rs: dict, pods: list[dict], failure: tuple[str, str] | None) -> dict | None:
-        status = self.calculate_status(rs, pods, failure)
+    async def _update_status(self, rs: dict, facts: list[_PodFacts], failure: tuple[str, str] | None
+                             ) -> dict | None:
+        status = self.calculate_status(rs, facts, failure)
         if status == (rs.get("status") or {}):
             return None
         current = rs
