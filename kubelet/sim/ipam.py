@@ -43,6 +43,8 @@ class PodIPs:
             self._next = (self._next + 1) % self._size
             if n not in self._used:
                 self._used.add(n)
+                if self._version == 4:
+                    return f"{n >> 24}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
                 return str(ipaddress.ip_address(n))
 
     def adopt(self, ip: str) -> bool:
