@@ -112,7 +112,9 @@ class ChunkedSink:
         self.render = render
 
     def blocked(self) -> bool:
-        return self.paused()
+        # A transport pauses its protocol only with bytes buffered: while it has none (the common
+        # case) the protocol is not asked.
+        return self.transport.get_write_buffer_size() > 0 and self.paused()
 
     def write(self, line: bytes) -> None:
         """One line of the watcher's own (a bookmark), after what was sent before."""

@@ -44,9 +44,13 @@ class RecordingTransport:
         self.data = bytearray()
         self.writes = 0
         self.closing = False
+        self.buffered = 0           # what the kernel did not take yet
 
     def is_closing(self) -> bool:
         return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
 
     def write(self, data: bytes) -> None:
         self.writes += 1
@@ -214,6 +218,7 @@ def test_chunked_sink_frames_each_event_and_respects_flow_control():
     assert [orjson.loads(x)["object"]["metadata"]["name"] for x in lines] == ["a", "b"]
     assert not sink.blocked()
     paused[0] = True
+    t.buffered = 70_000
     assert sink.blocked()
     t.closing = True
     assert not sink.send(cache_events[:1]) and t.writes == 1
