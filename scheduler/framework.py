@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol, runtime_checkable
@@ -197,7 +198,10 @@ class PreFilterExtensions(Plugin, Protocol):
 
 class QueueSortPlugin(Plugin, Protocol):
     def less(self, a: dict, b: dict) -> bool:
-        """True when pod ``a`` should be tried before pod ``b``."""
+        """True when pod ``a`` should be tried before pod ``b``.
+
+        A plugin may also offer ``sort_key(pod)``, a value such that ``less(a, b)`` exactly when
+        ``sort_key(a) < sort_key(b)``: the queue then orders by keys worked out once per pod."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,6 +367,13 @@ class Framework:
         if self.queue_sort_plugins:
             return self.queue_sort_plugins[0].less(a, b)
         return False
+
+    @property
+    def sort_key(self) -> Callable[[dict], Any] | None:
+        """The queue-sort plugin's ``sort_key``, when it offers one."""
+        if self.queue_sort_plugins:
+            return getattr(self.queue_sort_plugins[0], "sort_key", None)
+        return None
 
     # -- filtering ---------------------------------------------------------------------------
 

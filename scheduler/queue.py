@@ -26,6 +26,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from client.clock import REAL, Clock
 
@@ -90,11 +91,26 @@ class _Entry:
         return self.qp.seq < other.qp.seq
 
 
+class _KeyEntry:
+    """A heap entry ordered by the queue-sort key, worked out once (ties by arrival)."""
+
+    __slots__ = ("qp", "key")
+
+    def __init__(self, qp: QueuedPod, key: Callable[[dict], Any]):
+        self.qp = qp
+        self.key = (key(qp.pod), qp.seq)
+
+    def __lt__(self, other: _KeyEntry) -> bool:
+        return self.key < other.key
+
+
 class SchedulingQueue:
     def __init__(self, less: Callable[[dict, dict], bool] | None = None, *, clock: Clock = REAL,
                  initial_backoff: float = 1.0, max_backoff: float = 10.0,
-                 unschedulable_timeout: float = 300.0):
+                 unschedulable_timeout: float = 300.0, key: Callable[[dict], Any] | None = None):
         self.less = less or (lambda a, b: False)
+        # ``key``: the same order as ``less``, as a sort key (see QueueSortPlugin.sort_key).
+        self.key = key
         self.clock = clock
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
@@ -180,7 +196,7 @@ class SchedulingQueue:
         self._pods[qp.key] = qp
         self._where[qp.key] = ACTIVE
         self._active_count += 1
-        heapq.heappush(self._active, _Entry(qp, self.less))
+        heapq.heappush(self._active, _KeyEntry(qp, self.key) if self.key is not None else _Entry(qp, self.less))
         self._wakeup.set()
 
     def _push_backoff(self, qp: QueuedPod) -> None:

@@ -99,7 +99,7 @@ class Scheduler:
         self.frameworks: dict[str, Framework] = {
             p.scheduler_name: Framework(p, self) for p in self.config.profiles}
         first = next(iter(self.frameworks.values()))
-        self.queue = SchedulingQueue(first.less, clock=clock,
+        self.queue = SchedulingQueue(first.less, key=first.sort_key, clock=clock,
                                      initial_backoff=self.config.pod_initial_backoff_seconds,
                                      max_backoff=self.config.pod_max_backoff_seconds)
         self.next_start_index = 0

@@ -18,3 +18,7 @@ class PrioritySort:
         ta = (a.get("metadata") or {}).get("creationTimestamp") or ""
         tb = (b.get("metadata") or {}).get("creationTimestamp") or ""
         return ta < tb
+
+    def sort_key(self, pod: dict) -> tuple[int, str]:
+        """``less`` as a key: ``less(a, b)`` exactly when ``sort_key(a) < sort_key(b)``."""
+        return -pod_priority(pod), (pod.get("metadata") or {}).get("creationTimestamp") or ""

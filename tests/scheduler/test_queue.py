@@ -27,6 +27,27 @@ async def test_pops_by_priority_then_arrival():
     assert [(await pop_now(q)).key for _ in range(4)] == ["default/b", "default/d", "default/a", "default/c"]
 
 
+async def test_ordering_by_the_plugins_sort_key_pops_as_ordering_by_less():
+    import random
+
+    rng = random.Random(7)
+    pods = []
+    for i in range(200):
+        p = make_pod(f"p{i}", priority=rng.choice([None, 0, 5, 10, -3]))
+        stamp = rng.choice(["", f"2026-01-01T00:00:0{rng.randrange(3)}Z"])
+        if stamp:
+            p["metadata"]["creationTimestamp"] = stamp
+        pods.append(p)
+    by_less = queue()
+    by_key = SchedulingQueue(PrioritySort().less, key=PrioritySort().sort_key, clock=FakeClock())
+    for p in pods:
+        by_less.add(p)
+        by_key.add(p)
+    first = [(await pop_now(by_less)).key for _ in pods]
+    assert [(await pop_now(by_key)).key for _ in pods] == first
+    assert first[0] != "default/p0", "the case is not trivially in arrival order"
+
+
 @pytest.mark.parametrize("attempts,expected", [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (9, 10.0)])
 def test_backoff_doubles_to_ten_seconds(attempts, expected):
     assert queue().backoff_duration(attempts) == expected
