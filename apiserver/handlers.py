@@ -348,13 +348,7 @@ class ResourceHandler:
                 res = await self.backend.list(prefix, start_key=start_key, limit=batch, revision=revision)
                 revision = res.revision
                 for kv in res.items:
-                    if match is None:
-                        # Nothing to match: the response needs the bytes only, not the decoded
-                        # labels and fields.
-                        e = Entry(kv.key, "", "", kv.mod_revision, {}, {},
-                                  codec.with_resource_version(kv.value, kv.mod_revision))
-                    else:
-                        e = cache._entry(kv.key, kv.value, kv.mod_revision)
+                    e = cache._entry(kv.key, kv.value, kv.mod_revision)
                     if match is None or match(e):
                         if limit and len(entries) >= limit:
                             next_key = kv.key

@@ -39,20 +39,45 @@ DEFAULT_RING = 20_000
 DEFAULT_WATCHER_QUEUE = 10_000
 
 
-@dataclass(slots=True)
 class Entry:
-    """One object as the cache holds it: ``data`` is its JSON with resourceVersion set."""
+    """One object as the cache holds it: ``data`` is its JSON with resourceVersion set.
 
-    key: str
-    namespace: str
-    name: str
-    rv: int
-    labels: dict[str, str]
-    fields: dict[str, str]
-    data: bytes
+    Namespace and name come from the storage key. Labels and selectable field values are decoded
+    from ``data`` the first time a selector asks for them: most objects are only ever written
+    out as bytes, and then never decoded here at all."""
+
+    __slots__ = ("key", "namespace", "name", "rv", "data", "_labels", "_fields", "_fields_of")
+
+    def __init__(self, key: str, namespace: str, name: str, rv: int, data: bytes,
+                 fields_of: Callable[[dict], dict[str, str]] | None = None):
+        self.key = key
+        self.namespace = namespace
+        self.name = name
+        self.rv = rv
+        self.data = data
+        self._fields_of = fields_of
+        self._labels: dict[str, str] | None = None
+        self._fields: dict[str, str] | None = None
 
     def object(self) -> dict:
         return orjson.loads(self.data)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        if self._labels is None:
+            self._decode()
+        return self._labels  # type: ignore[return-value]
+
+    @property
+    def fields(self) -> dict[str, str]:
+        if self._fields is None:
+            self._decode()
+        return self._fields  # type: ignore[return-value]
+
+    def _decode(self) -> None:
+        obj = orjson.loads(self.data)
+        self._labels = (obj.get("metadata") or {}).get("labels") or {}
+        self._fields = self._fields_of(obj) if self._fields_of is not None else {}
 
 
 @dataclass(slots=True)
@@ -212,6 +237,7 @@ class WatchCache:
         self.backend = backend
         self._fields_of = fields_of
         self.prefix = resource.storage_prefix()
+        self._namespaced = resource.namespaced
         self.objects: dict[str, Entry] = {}
         self._sorted_keys: list[str] | None = None
         self.ring: deque[CacheEvent] = deque()
@@ -284,11 +310,12 @@ class WatchCache:
         del old
 
     def _entry(self, key: str, value: bytes, rv: int) -> Entry:
-        data = codec.with_resource_version(value, rv)
-        obj = orjson.loads(data)
-        meta = obj.get("metadata") or {}
-        return Entry(key, meta.get("namespace", ""), meta.get("name", ""), rv,
-                     meta.get("labels") or {}, self._fields_of(obj), data)
+        rest = key[len(self.prefix):]
+        if self._namespaced:
+            namespace, _, name = rest.partition("/")
+        else:
+            namespace, name = "", rest
+        return Entry(key, namespace, name, rv, codec.with_resource_version(value, rv), self._fields_of)
 
     # --- events ----------------------------------------------------------------------------
 

@@ -199,7 +199,7 @@ def test_chunked_sink_frames_each_event_and_respects_flow_control():
     cache_events = []
     for rv, name in ((5, "a"), (6, "b")):
         data = codec.with_resource_version(configmap(name), rv)
-        entry = Entry(CONFIGMAPS.storage_key("ns", name), "ns", name, rv, {}, {}, data)
+        entry = Entry(CONFIGMAPS.storage_key("ns", name), "ns", name, rv, data)
         cache_events.append(CacheEvent("ADDED", entry, None, rv))
     t = RecordingTransport()
     paused = [False]
