@@ -47,6 +47,10 @@ DEPLOYMENTS = "deployments.apps"
 CONFLICT_RETRY = 0.05          # seconds before a reconcile that hit a write conflict runs again
 
 
+class StaleStatus(Exception):
+    """A ReplicaSet's status is behind its spec; the reconcile is retried."""
+
+
 class DeploymentController(Controller):
     name = "deployment"
     workers = 5
@@ -130,6 +134,9 @@ class DeploymentController(Controller):
         except errors.Conflict:
             # Our cache is behind a write (often our own): look again once it has caught up.
             self.log.debug("conflict; retrying", key=key)
+            return CONFLICT_RETRY
+        except StaleStatus as e:
+            self.log.debug("stale ReplicaSet status; retrying", key=key, reason=str(e))
             return CONFLICT_RETRY
 
     async def _reconcile(self, key: str) -> float | None:
@@ -424,6 +431,12 @@ class DeploymentController(Controller):
             if want == 0 or want == have:
                 continue
             n = min(max_scaled_down - cleaned, want - have)
+            if n < 0:
+                # More available than asked for: the status predates a scale-down still under
+                # way. Acting on it would scale the old ReplicaSet back up; like Kubernetes,
+                # refuse and look again (its status update wakes us).
+                raise StaleStatus(f"when cleaning up unhealthy replicas, got invalid request to scale down "
+                                  f"{rs['metadata']['namespace']}/{rs['metadata']['name']} {want} -> {want - n}")
             _, out = await self._scale_rs_and_record(rs, want - n, d)
             cleaned += n
             current[i] = by_uid[out["metadata"]["uid"]] = out
