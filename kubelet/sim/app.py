@@ -60,7 +60,8 @@ def parser() -> argparse.ArgumentParser:
                    help="time a deleted pod takes to stop (capped by its grace period)")
     p.add_argument("--lease-duration", type=int, default=40, help="leaseDurationSeconds of node Leases")
     p.add_argument("--lease-renew-interval", default="10s")
-    p.add_argument("--node-status-update-frequency", default="60s")
+    p.add_argument("--node-status-update-frequency", default="5m",
+                   help="how often an unchanged Node status is written (the Lease is the heartbeat)")
     p.add_argument("--restart-backoff", default="10s", help="first CrashLoopBackOff wait")
     p.add_argument("--restart-backoff-max", default="5m", help="longest CrashLoopBackOff wait")
     p.add_argument("--max-inflight", type=int, default=32, help="API writes in flight at once")

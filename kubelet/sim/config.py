@@ -45,7 +45,9 @@ class SimConfig:
     termination_delay: float = 0.0
     lease_duration: int = 40
     lease_renew_interval: float = 10.0
-    node_status_update_frequency: float = 60.0
+    # A node agent whose status has not changed reports it every 5 minutes (the kubelet's
+    # nodeStatusReportFrequency); its Lease is the heartbeat.
+    node_status_update_frequency: float = 300.0
     restart_backoff: float = 10.0
     restart_backoff_max: float = 300.0
     # Writes to the API server in flight at once, all kinds together.
