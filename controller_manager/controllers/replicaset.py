@@ -84,8 +84,9 @@ class ReplicaSetController(Controller):
         super().__init__(ctx)
         self.recorder = ctx.recorder(self.component)
         self.expectations = Expectations(clock=ctx.clock)
-        # Per ReplicaSet key: (uid, selector, template labels) and the facts of its pods by name.
-        self._facts: dict[str, tuple[tuple[Any, ...], dict[str, _PodFacts]]] = {}
+        # Per ReplicaSet key: (uid, selector, template labels) and the facts of the cached pod
+        # objects its last sync saw, by object id.
+        self._facts: dict[str, tuple[tuple[Any, ...], dict[int, _PodFacts]]] = {}
         self.rs_informer = ctx.informers.informer_for(self.resource)
         self.pod_informer = ctx.informers.informer_for(PODS)
         ensure_owner_indexes(self.pod_informer)
@@ -204,7 +205,8 @@ class ReplicaSetController(Controller):
 
         Every sync looks at every pod of the ReplicaSet, so what a sync needs of a pod is worked
         out once per version of it: cached objects are replaced, never changed, so a pod whose
-        cached object is the one seen last time has the same facts."""
+        cached object is the one seen last time has the same facts (while the selector and the
+        template's labels stay as they were)."""
         md = rs["metadata"]
         selector = selector_of(rs)
         spec = rs.get("spec") or {}
@@ -214,15 +216,17 @@ class ReplicaSetController(Controller):
         before = known[1] if known is not None and known[0] == signature else {}
         selected = label_matcher(selector)
         fully_labeled = label_matcher(from_set(template_labels))
-        now: dict[str, _PodFacts] = {}
+        now: dict[int, _PodFacts] = {}
         mine: list[_PodFacts] = []
         release: list[dict] = []
+        seen = before.get
         for pod in self.pod_informer.by_index(OWNER_INDEX, md["uid"]):
-            name = pod["metadata"]["name"]
-            f = before.get(name)
-            if f is None or f.pod is not pod:
+            # Keyed by the cached object's identity: the facts hold the object, so while they
+            # are remembered no other object can take its id.
+            f = seen(id(pod))
+            if f is None:
                 f = _facts_of(pod, selected, fully_labeled)
-            now[name] = f
+            now[id(pod)] = f
             if not f.active:
                 continue
             if f.selected:
