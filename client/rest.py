@@ -6,6 +6,10 @@ Kubernetes REST API: the same paths, query options, verbs and ``Status`` bodies.
 answer is raised as the typed error from ``api.errors`` (``NotFound``, ``Conflict``, ...);
 transport failures surface as ``aiohttp.ClientError`` / ``asyncio.TimeoutError``.
 
+Ordinary requests go over the client's own keep-alive HTTP/1.1 pool (``_Pool``: HTTP or HTTPS,
+``pool_size`` connections at most, idempotent requests resent once on a kept-alive connection
+the server had closed); watches over aiohttp.
+
 Objects are plain dicts decoded with orjson; what a call returns belongs to the caller.
 
 Watches are async iterators of ``(type, object)`` with type ADDED, MODIFIED, DELETED or BOOKMARK.
@@ -457,7 +461,6 @@ class Client:
             self._request_headers["Authorization"] = self._auth.encode()
         self._ssl = ssl
         self._pool_size = pool_size
-        self._session: aiohttp.ClientSession | None = None
         self._watch_session: aiohttp.ClientSession | None = None
         self._pool: _Pool | None = None
 
@@ -485,15 +488,9 @@ class Client:
                                          ssl=self._ssl if self._ssl is not None else True, keepalive_timeout=30)
         return aiohttp.ClientSession(connector=connector, headers=self._headers, auth=self._auth)
 
-    def _session_now(self) -> aiohttp.ClientSession:
-        """The pool for ordinary requests: at most ``pool_size`` connections."""
-        if self._session is None or self._session.closed:
-            self._session = self._new_session(self._pool_size)
-        return self._session
-
     def _watch_session_now(self) -> aiohttp.ClientSession:
-        """Watches hold their connection for minutes, so they get their own unbounded pool and
-        can never starve ordinary requests of connections."""
+        """Watches hold their connection for minutes, so they get their own unbounded aiohttp
+        pool and can never starve ordinary requests (``_Pool``) of connections."""
         if self._watch_session is None or self._watch_session.closed:
             self._watch_session = self._new_session(0)
         return self._watch_session
@@ -510,10 +507,9 @@ class Client:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
-        for session in (self._session, self._watch_session):
-            if session is not None:
-                await session.close()
-        self._session = self._watch_session = None
+        if self._watch_session is not None:
+            await self._watch_session.close()
+        self._watch_session = None
 
     async def __aenter__(self) -> Client:
         return self
