@@ -725,8 +725,7 @@ class ResourceHandler:
             return pod
 
         await self.objects.guaranteed_update(r, info.namespace, info.name, mutate, subresource="binding",
-                                             dry_run=self.dry_run(request), internal=True,
-                                             manager=field_manager(request))
+                                             dry_run=self.dry_run(request), internal=True)
         return json_response(success_status(), 201)
 
 

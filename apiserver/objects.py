@@ -193,8 +193,9 @@ class ObjectStore:
                                 warnings: list[str] | None = None) -> dict:
         """Read, ``mutate(current) -> desired``, write with compare-and-swap; retry when another
         writer got there first. ``mutate`` raises Conflict itself when the caller pinned a version.
-        ``internal`` writes (pod binding) skip the user-facing update rules such as a pod's
-        immutable spec; structural validation still applies."""
+        ``internal`` writes (pod binding) are the server's own edits of a stored object: they skip
+        the user-facing update rules (a pod's immutable spec), defaulting, validation and field
+        ownership."""
         key = r.storage_key(ns, name)
         # The first attempt starts from the watch cache's copy, as Kubernetes' GuaranteedUpdate
         # does: the write's compare-and-swap catches a stale copy, and any refusal computed from
@@ -301,6 +302,11 @@ class ObjectStore:
                     r.group)
         if subresource == "":
             self.admission.prepare_update(r, old, obj)
+        if internal:
+            # The server's own change to a stored, valid object (a binding): neither defaults nor
+            # the schema have anything to say, and no field manager records it; Kubernetes'
+            # binding storage writes the pod the same way.
+            return obj
         defaults.apply_defaults(obj, create=False)
         old_cmp = dict(old)
         old_cmp["metadata"] = {k: v for k, v in omd.items() if k != "resourceVersion"}
@@ -311,7 +317,7 @@ class ObjectStore:
             fieldmanager.record_update(old_cmp, obj, schema.merge_info(r.group, r.version, r.kind),
                                        manager=manager, api_version=r.api_version,
                                        subresource=subresource if subresource == "status" else "")
-        self._validate(r, obj, [] if internal else validation.validate_update(r, old_cmp, obj), warnings)
+        self._validate(r, obj, validation.validate_update(r, old_cmp, obj), warnings)
         return obj
 
     # --- delete ----------------------------------------------------------------------------

@@ -237,12 +237,14 @@ async def test_finalizers_keep_object_until_removed(http):
 async def test_graceful_pod_deletion_and_binding(http):
     ns = await new_namespace(http)
     base = f"/api/v1/namespaces/{ns}/pods"
-    await req(http, "POST", base, make_pod("p"), expect=201)
+    _, created = await req(http, "POST", base, make_pod("p"), expect=201)
     binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
                "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}}
     await req(http, "POST", f"{base}/p/binding", binding, expect=201)
     _, pod = await req(http, "GET", f"{base}/p", expect=200)
     assert pod["spec"]["nodeName"] == "node-1"
+    # The binding writes the pod as the server's own edit: no field manager takes nodeName.
+    assert pod["metadata"]["managedFields"] == created["metadata"]["managedFields"]
     assert any(c["type"] == "PodScheduled" and c["status"] == "True" for c in pod["status"]["conditions"])
     status, out = await req(http, "POST", f"{base}/p/binding", binding)
     assert status == 409
