@@ -87,6 +87,8 @@ class ReplicaSetController(Controller):
         # Per ReplicaSet key: (uid, selector, template labels) and the facts of the cached pod
         # objects its last sync saw, by object id.
         self._facts: dict[str, tuple[tuple[Any, ...], dict[int, _PodFacts]]] = {}
+        # Per ReplicaSet key: what our last status write returned, until the cache is as new.
+        self._written: dict[str, dict] = {}
         self.rs_informer = ctx.informers.informer_for(self.resource)
         self.pod_informer = ctx.informers.informer_for(PODS)
         ensure_owner_indexes(self.pod_informer)
@@ -104,6 +106,7 @@ class ReplicaSetController(Controller):
         key = meta.key_of(rs)
         self.expectations.forget(key)
         self._facts.pop(key, None)
+        self._written.pop(key, None)
         self.enqueue(key)
 
     def _owner_of(self, pod: dict, ref: dict | None = None) -> dict | None:
@@ -188,6 +191,7 @@ class ReplicaSetController(Controller):
         if rs is None:
             self.expectations.forget(key)
             self._facts.pop(key, None)
+            self._written.pop(key, None)
             return None
         needs_sync = self.expectations.satisfied(key)
         facts = await self._claim(key, rs)
@@ -195,7 +199,7 @@ class ReplicaSetController(Controller):
         failure: tuple[str, str] | None = None
         if needs_sync and not rs["metadata"].get("deletionTimestamp"):
             failure = await self._manage_replicas(pods, rs, key)
-        updated = await self._update_status(rs, facts, failure)
+        updated = await self._update_status(key, rs, facts, failure)
         if failure is not None:
             raise RuntimeError(f"{failure[0]}: {failure[1]}")
         return self._next_availability_check(updated or rs, pods)
@@ -347,17 +351,28 @@ class ReplicaSetController(Controller):
             status["conditions"] = conditions
         return {k: v for k, v in status.items() if v or k == "replicas"}
 
-    async def _update_status(self, rs: dict, facts: list[_PodFacts], failure: tuple[str, str] | None
+    async def _update_status(self, key: str, rs: dict, facts: list[_PodFacts], failure: tuple[str, str] | None
                              ) -> dict | None:
-        status = self.calculate_status(rs, facts, failure)
-        if status == (rs.get("status") or {}):
+        # A sync right after our own status write often sees the ReplicaSet as it was before it
+        # (the watch has not brought the write back yet): start from what the write returned, so
+        # that the next write is not refused for a stale resourceVersion (and then read again).
+        base = rs
+        written = self._written.get(key)
+        if written is not None:
+            if (written["metadata"].get("uid") == rs["metadata"].get("uid")
+                    and _rv(written) > _rv(rs)):
+                base = written
+            else:
+                del self._written[key]
+        status = self.calculate_status(base, facts, failure)
+        if status == (base.get("status") or {}):
             return None
-        current = rs
+        current = base
         for attempt in range(STATUS_RETRIES + 1):
             obj = {k: v for k, v in current.items() if k != "status"}
             obj["status"] = status
             try:
-                return await self.client.update_status(self.resource, obj)
+                out = await self.client.update_status(self.resource, obj)
             except errors.Conflict:
                 if attempt == STATUS_RETRIES:
                     raise
@@ -365,9 +380,20 @@ class ReplicaSetController(Controller):
                 current = await self.client.get(self.resource, md["name"], md["namespace"])
                 if current["metadata"].get("uid") != md.get("uid"):
                     return None
+                continue
             except errors.NotFound:
                 return None
+            self._written[key] = out
+            return out
         return None
+
+
+def _rv(obj: dict) -> int:
+    """An object's resourceVersion as the storage revision it is (0 when it is not a number)."""
+    try:
+        return int(obj["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
 
 
 def _namespace_terminating(e: errors.StatusError) -> bool:
