@@ -470,18 +470,11 @@ def validate_resources(res: Any, path: str, errs: Errors) -> None:
     parsed: dict[str, dict[str, Any]] = {"limits": {}, "requests": {}}
     for part in ("limits", "requests"):
         for name, q in _dict(res.get(part)).items():
-            p = _key(f"{path}.{part}", name)
-            _validate_resource_name(name, p, errs)
-            try:
-                v = quantity.parse(q)
-            except ValueError:
-                errs.invalid(p, q, quantity.FORMAT_MESSAGE)
-                continue
-            if v < 0:
-                errs.invalid(p, quantity.canonical(q), "must be greater than or equal to 0")
-            elif not _overcommit_allowed(name) and not name.startswith("hugepages-") and v.denominator != 1:
-                errs.invalid(p, quantity.canonical(q), "must be an integer")
-            parsed[part][name] = (v, quantity.canonical(q))
+            if not _resource_ok(name, q):
+                _resource_errors(name, q, _key(f"{path}.{part}", name), errs)
+                if not quantity.is_valid(q):
+                    continue
+            parsed[part][name] = (quantity.parse(q), quantity.canonical(q))
     named = set(_dict(res.get("limits"))) | set(_dict(res.get("requests")))
     if any(n.startswith("hugepages-") for n in named) and not named & {"cpu", "memory"}:
         errs.forbidden(path, "HugePages require cpu or memory")
@@ -495,6 +488,36 @@ def validate_resources(res: Any, path: str, errs: Errors) -> None:
                 errs.invalid(f"{path}.requests", text, f"must be less than or equal to {name} limit of {ltext}")
         elif not _overcommit_allowed(name):
             errs.required(f"{path}.limits", "Limit must be set for non overcommitable resources")
+
+
+@lru_cache(maxsize=1024)
+def _resource_ok_cached(name: str, q: str) -> bool:
+    errs = Errors()
+    _resource_errors(name, q, "", errs)
+    return not errs
+
+
+def _resource_ok(name: Any, q: Any) -> bool:
+    """Whether one entry of a resource list has nothing to report (remembered per name and text:
+    the same few are in almost every container)."""
+    if isinstance(name, str) and isinstance(q, str):
+        return _resource_ok_cached(name, q)
+    errs = Errors()
+    _resource_errors(name, q, "", errs)
+    return not errs
+
+
+def _resource_errors(name: Any, q: Any, p: str, errs: Errors) -> None:
+    _validate_resource_name(name, p, errs)
+    try:
+        v = quantity.parse(q)
+    except ValueError:
+        errs.invalid(p, q, quantity.FORMAT_MESSAGE)
+        return
+    if v < 0:
+        errs.invalid(p, quantity.canonical(q), "must be greater than or equal to 0")
+    elif not _overcommit_allowed(name) and not name.startswith("hugepages-") and v.denominator != 1:
+        errs.invalid(p, quantity.canonical(q), "must be an integer")
 
 
 def _validate_probe(probe: Any, path: str, errs: Errors, *, must_succeed_once: bool) -> None:
@@ -532,14 +555,16 @@ def _validate_env(env: Any, path: str, errs: Errors) -> None:
     for i, var in enumerate(_list(env)):
         if not isinstance(var, dict):
             continue
-        p = f"{path}[{i}]"
         name = var.get("name")
+        source = var.get("valueFrom")
+        if source is None and isinstance(name, str) and name and _ENV_NAME_OK.match(name):
+            continue                                    # the common case: nothing to report
+        p = f"{path}[{i}]"
         if not name:
             errs.required(f"{p}.name")
-        elif not _ENV_NAME_OK.match(name):
+        elif isinstance(name, str) and not _ENV_NAME_OK.match(name):
             errs.invalid(f"{p}.name", name, "a valid environment variable name must consist only of "
                          "printable ASCII characters other than '='")
-        source = var.get("valueFrom")
         if isinstance(source, dict):
             kinds = [k for k in ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
                      if source.get(k) is not None]
