@@ -21,6 +21,7 @@ ERROR event), or the matching typed error for any other ERROR event.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import ssl as stdlib_ssl
 from collections import deque
@@ -454,11 +455,10 @@ class Client:
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
-        self._auth = aiohttp.BasicAuth(username, password or "") if username and not token else None
-        # The same credentials as one header, for the requests our own transport sends.
+        elif username:
+            basic = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {basic}"
         self._request_headers = dict(self._headers)
-        if self._auth is not None:
-            self._request_headers["Authorization"] = self._auth.encode()
         self._ssl = ssl
         self._pool_size = pool_size
         self._watch_session: aiohttp.ClientSession | None = None
@@ -486,7 +486,7 @@ class Client:
     def _new_session(self, limit: int) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit,
                                          ssl=self._ssl if self._ssl is not None else True, keepalive_timeout=30)
-        return aiohttp.ClientSession(connector=connector, headers=self._headers, auth=self._auth)
+        return aiohttp.ClientSession(connector=connector, headers=self._headers)
 
     def _watch_session_now(self) -> aiohttp.ClientSession:
         """Watches hold their connection for minutes, so they get their own unbounded aiohttp
