@@ -54,17 +54,22 @@ async def test_content_with_finalizers_is_reported_and_waited_for(client, contro
     await client.create("pods", pod("bound", node="somewhere"))
     await client.delete(NS, ns)
 
+    want = ("Some resources are remaining: configmaps has 1 resource instances, "
+            "pods has 1 resource instances")
+
     async def reported():
+        # Until the controller's first passes have removed what can go (the namespace's default
+        # service account, say), the report may still count it: wait for the settled one.
         obj = await client.get(NS, ns)
         c = condition(obj, "NamespaceFinalizersRemaining")
         r = condition(obj, "NamespaceContentRemaining")
-        return obj if c and c["status"] == "True" and r and r["status"] == "True" else None
+        settled = c and c["status"] == "True" and r and r["status"] == "True" and r["message"] == want
+        return obj if settled else None
     obj = await eventually(reported, what="remaining content reported")
     assert obj["status"]["phase"] == "Terminating"
     remaining = condition(obj, "NamespaceContentRemaining")
     assert remaining["reason"] == "SomeResourcesRemain"
-    assert remaining["message"] == ("Some resources are remaining: configmaps has 1 resource instances, "
-                                    "pods has 1 resource instances")
+    assert remaining["message"] == want
     fin = condition(obj, "NamespaceFinalizersRemaining")
     assert fin["reason"] == "SomeFinalizersRemain"
     assert fin["message"] == f"Some content in the namespace has finalizers remaining: {HOLD} in 1 resource instances"
