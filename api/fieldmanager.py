@@ -155,7 +155,28 @@ def _tree(value: Any, meta: PatchMeta) -> dict:
     return {}
 
 
+# Trees of maps whose values are all leaves (env vars, ports, labels, resource lists), by
+# (list item?, keys in order): such a tree depends on the keys alone. The trees are shared by
+# the objects that use them, so nothing may change a FieldsV1 tree in place (``_without`` copies).
+_LEAF_MAPS: dict[tuple, dict] = {}
+_LEAF_MAPS_MAX = 4096
+
+
 def _tree_map(value: dict, meta: PatchMeta, node: dict | None = None) -> dict:
+    """The tree of a map; ``node`` is ``{".": {}}`` for an item of a keyed list."""
+    for v in value.values():
+        if v and (type(v) is dict or type(v) is list):
+            break
+    else:
+        key = (node is not None, *value)
+        got = _LEAF_MAPS.get(key)
+        if got is None:
+            got = {".": {}} if node is not None else {}
+            for k in sorted(value):
+                got["f:" + k] = {}
+            if len(_LEAF_MAPS) < _LEAF_MAPS_MAX:
+                _LEAF_MAPS[key] = got
+        return got
     if node is None:
         node = {}
     children = meta._children

@@ -183,3 +183,17 @@ def test_a_field_of_a_repeated_list_key_is_owned_by_its_writer():
     env_a = ("f:spec", "f:template", "f:spec", "f:containers", 'k:{"name":"web"}', "f:env", 'k:{"name":"A"}')
     assert env_a + ("f:valueFrom",) in owners(edited)[("editor", "Update")]
     assert env_a + ("f:value",) in owners(edited)[("creator", "Update")]
+
+
+def test_trees_shared_between_objects_are_never_changed_in_place():
+    first, second = deployment(), deployment()
+    for obj in (first, second):
+        fm.record_update(None, obj, DEPLOY, manager="creator", api_version="apps/v1")
+    before = orjson.dumps(first["metadata"]["managedFields"][0]["fieldsV1"])
+    edited = orjson.loads(orjson.dumps(second))
+    edited["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A", "value": "2"}]
+    edited["metadata"]["labels"] = {"other": "x"}
+    fm.record_update(second, edited, DEPLOY, manager="editor", api_version="apps/v1")
+    assert owners(edited)[("creator", "Update")] != owners(first)[("creator", "Update")]
+    assert orjson.dumps(first["metadata"]["managedFields"][0]["fieldsV1"]) == before
+    assert orjson.dumps(second["metadata"]["managedFields"][0]["fieldsV1"]) == before
