@@ -286,7 +286,8 @@ def resolve_controller(informer: Informer, namespace: str, ref: dict | None, kin
 
 # --- scale-down order -----------------------------------------------------------------------
 
-def _ts(s: str | None) -> float | None:
+def timestamp(s: str | None) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time, None when absent or malformed."""
     if not s:
         return None
     try:
@@ -298,7 +299,7 @@ def _ts(s: str | None) -> float | None:
 def ready_since(pod: dict) -> float | None:
     for c in (pod.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready" and c.get("status") == "True":
-            return _ts(c.get("lastTransitionTime"))
+            return timestamp(c.get("lastTransitionTime"))
     return None
 
 
@@ -315,7 +316,7 @@ def deletion_key(pod: dict) -> tuple:
     phase = (pod.get("status") or {}).get("phase")
     ready = is_pod_ready(pod)
     since = ready_since(pod) if ready else None
-    created = _ts((pod.get("metadata") or {}).get("creationTimestamp"))
+    created = timestamp((pod.get("metadata") or {}).get("creationTimestamp"))
     return (1 if spec.get("nodeName") else 0,
             _PHASE_ORDER.get(phase or "", 0),
             1 if ready else 0,

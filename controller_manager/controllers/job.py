@@ -49,6 +49,7 @@ from controller_manager.common import (
     pod_from_template,
     resolve_controller,
     selector_of,
+    timestamp,
 )
 from controller_manager.jobutil import (
     COMPLETION_INDEX,
@@ -82,15 +83,6 @@ def _rv(obj: dict | None) -> int:
         return int((obj or {}).get("metadata", {}).get("resourceVersion") or 0)
     except (TypeError, ValueError):
         return 0
-
-
-def _ts(s: str | None) -> float | None:
-    if not s:
-        return None
-    try:
-        return meta.parse_rfc3339(s).timestamp()
-    except ValueError:
-        return None
 
 
 def _phase(pod: dict) -> str | None:
@@ -299,7 +291,7 @@ class JobController(Controller):
         active = [p for p in pods if is_pod_active(p)]
         succeeded = int(status.get("succeeded") or 0) + len(unc_s)
         failed = int(status.get("failed") or 0) + len(unc_f)
-        start = _ts(status.get("startTime"))
+        start = timestamp(status.get("startTime"))
         if start is None and not suspended:
             start = now
             status["startTime"] = now_s
@@ -561,7 +553,7 @@ class TTLAfterFinishedController(Controller):
         cond = finished_condition(job)
         if ttl is None or cond is None or job["metadata"].get("deletionTimestamp"):
             return None
-        finished = _ts((job.get("status") or {}).get("completionTime")) or _ts(cond.get("lastTransitionTime"))
+        finished = timestamp((job.get("status") or {}).get("completionTime")) or timestamp(cond.get("lastTransitionTime"))
         if finished is None:
             return None
         return finished + int(ttl)
