@@ -7,27 +7,24 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 
 import pytest
 
 from api import errors
 from client.clock import FakeClock
-from client.rest import Client
 
 
 @pytest.fixture
-async def client(apiserver):
-    ns = "t-" + uuid.uuid4().hex[:8]
-    async with Client(apiserver.url, namespace=ns) as c:
-        await c.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-        yield c
-        for p in (await c.list("pods", ns))["items"]:
-            name = p["metadata"]["name"]
-            with contextlib.suppress(errors.NotFound):
-                if p["metadata"].get("finalizers"):
-                    await c.patch("pods", name, {"metadata": {"finalizers": None}}, ns)
-                await c.delete("pods", name, ns, grace_period_seconds=0)
+async def client(client):
+    """The shared fixture's client, whose pods are released and force-deleted afterwards."""
+    yield client
+    ns = client.namespace
+    for p in (await client.list("pods", ns))["items"]:
+        name = p["metadata"]["name"]
+        with contextlib.suppress(errors.NotFound):
+            if p["metadata"].get("finalizers"):
+                await client.patch("pods", name, {"metadata": {"finalizers": None}}, ns)
+            await client.delete("pods", name, ns, grace_period_seconds=0)
 
 
 @pytest.fixture

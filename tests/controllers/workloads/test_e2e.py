@@ -20,6 +20,7 @@ from controller_manager import deploymentutil as du
 from controller_manager.common import is_pod_ready
 from tests.controllers.workloads.helpers import deployment, eventually
 from tests.fixtures.apiserver import REPO
+from tests.fixtures.require import require
 
 DEP = "deployments.apps"
 RS = "replicasets.apps"
@@ -62,10 +63,7 @@ def components(apiserver, tmp_path_factory):
 
 @pytest.fixture
 def kubectl(apiserver, client, tmp_path):
-    if not os.path.exists(KUBECTL):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{KUBECTL} is required")
-        pytest.skip(f"{KUBECTL} is not installed")
+    require(KUBECTL)
     base = [KUBECTL, "--kubeconfig", str(apiserver.kubeconfig), "--cache-dir", str(tmp_path / "kcache"),
             "-n", client.namespace]
 
