@@ -5,6 +5,9 @@
 Everything runs on this machine in one go so the figures can be compared: the API server on
 SQLite and on etcd (each its own process), raw etcd puts and a bare aiohttp echo server driven by
 the same load generator (this process), which is the ceiling of any Python HTTP write path here.
+Beside raw etcd stands the etcd floor (``bench.etcd_floor``, in one process and in two): HTTP and
+one etcd create transaction through the project's driver and nothing else, the ceiling of any
+etcd-backed Python write path here.
 Beside each create rate the server's CPU time per request is printed (all its threads): on a
 machine shared with other work it moves far less than the rates do.
 
@@ -190,18 +193,50 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 """
 
 
-def start_echo() -> tuple[subprocess.Popen, str]:
+def start_servers(argv: list[str], processes: int = 1) -> tuple[list[subprocess.Popen], str]:
+    """``processes`` copies of a small POST server (``argv`` + its port) sharing one port; returns
+    once it answers."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(port)])
+    procs = [subprocess.Popen([sys.executable, *argv, str(port)], cwd=REPO) for _ in range(processes)]
     url = f"http://127.0.0.1:{port}"
     import urllib.request
     for _ in range(200):
         try:
-            urllib.request.urlopen(url + "/x", data=b"{}", timeout=0.5)
+            urllib.request.urlopen(url + "/x", data=b'{"metadata": {}}', timeout=0.5)
             break
         except Exception:
+            if any(p.poll() is not None for p in procs):
+                stop_servers(procs)
+                raise RuntimeError(f"{' '.join(argv)} exited before it answered") from None
             time.sleep(0.05)
-    return proc, url
+    return procs, url
+
+
+def stop_servers(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait()
+
+
+async def floor_series(endpoint: str, n: int, results: dict) -> None:
+    """The etcd floor (``bench.etcd_floor``) in one process and in two, against raw etcd."""
+    for processes in (1, 2):
+        procs, url = start_servers(["-m", "bench.etcd_floor", endpoint], processes)
+        try:
+            await closed_loop(url, "/x", max(n // 4, 200), 16, "floor-warm")
+            for conc in (1, 16, 64):
+                total = n if conc > 1 else max(n // 4, 200)
+                before = sum(cpu_seconds(p.pid) for p in procs)
+                rate, lat = await closed_loop(url, "/x", total, conc, f"floor{processes}-c{conc}")
+                used = (sum(cpu_seconds(p.pid) for p in procs) - before) / total * 1000
+                results[(f"floor{processes}", conc)] = rate
+                print(f"  {f'floor x{processes}':8s} {conc:3d} clients: {rate:7.0f} creates/s  "
+                      f"p50 {pct(lat, 50):6.1f} ms  p99 {pct(lat, 99):6.1f} ms  server CPU {used:.2f} ms/req"
+                      f"   (HTTP + one etcd txn, {processes} process{'es' if processes > 1 else ''})",
+                      flush=True)
+        finally:
+            stop_servers(procs)
 
 
 async def create_series(label: str, url: str, n: int, results: dict, pid: int | None = None) -> None:
@@ -480,7 +515,8 @@ async def main_async(args) -> None:
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp, running_etcd(os.path.join(tmp, "etcd")) as etcd:
         print(f"== creates (pods, ~1.6 KB), closed loop; load generator: {HTTP_CLIENT[0]} client", flush=True)
-        echo_proc, echo_url = start_echo()
+        echo_procs, echo_url = start_servers(["-c", ECHO_SERVER])
+        echo_proc = echo_procs[0]
         try:
             for conc in (1, 16, 64):
                 total = n if conc > 1 else max(n // 4, 200)
@@ -491,8 +527,7 @@ async def main_async(args) -> None:
                       f"p99 {pct(lat, 99):6.1f} ms" + cpu_note(echo_proc.pid, before, total)
                       + "   (aiohttp echo: ceiling)", flush=True)
         finally:
-            echo_proc.terminate()
-            echo_proc.wait()
+            stop_servers(echo_procs)
         for conc in (1, 16, 64):
             total = n if conc > 1 else max(n // 4, 200)
             rate = await raw_etcd_puts(etcd.endpoint, total, conc)
@@ -514,10 +549,13 @@ async def main_async(args) -> None:
                   f"p99 {pct(lat, 99):.1f} ms", flush=True)
         finally:
             on_etcd.stop()
+        await floor_series(etcd.endpoint, n, results)
         print("== ratios", flush=True)
         for conc in (1, 16, 64):
             print(f"  {conc:3d} clients: sqlite/echo {results[('sqlite', conc)] / results[('echo', conc)]:.2f}, "
-                  f"etcd-apiserver/raw-etcd {results[('etcd', conc)] / results[('raw-etcd', conc)]:.2f}",
+                  f"etcd-apiserver/raw-etcd {results[('etcd', conc)] / results[('raw-etcd', conc)]:.2f} "
+                  f"(floor/raw-etcd: one process {results[('floor1', conc)] / results[('raw-etcd', conc)]:.2f}, "
+                  f"two {results[('floor2', conc)] / results[('raw-etcd', conc)]:.2f})",
                   flush=True)
         print("== watch fan-out (SQLite)", flush=True)
         fan = ApiServer(os.path.join(tmp, "fanout")).start()
