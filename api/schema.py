@@ -5,7 +5,8 @@ The source is the JSON schemas that the kubernetes-validate package ships
 
 - ``validate(obj)``: wrong types, missing required fields and unsupported values, as
   ``api.errors.Cause`` objects with Kubernetes field paths (``spec.containers[0].name``). Unknown
-  fields never fail here; ``unknown_fields(obj)`` lists them for ``fieldValidation=Strict|Warn``.
+  fields never fail here; ``unknown_fields(obj)`` lists them for ``fieldValidation=Strict|Warn``,
+  and ``check(obj, prune=True)`` drops them as decoding into the typed object would.
 - ``merge_info(group, version, kind)``: a ``PatchMeta`` tree telling strategic merge which lists
   merge by key, which are merge-unique primitive sets, which maps carry ``retainKeys``.
 - ``definitions()`` and ``definition_name(...)`` for whoever publishes OpenAPI documents.
@@ -187,8 +188,8 @@ def _clean(node: Any, owner: str | None = None) -> Any:
 
 
 # A compiled checker is ``check(value, at, unknown)``: it raises ``_Invalid`` at the first
-# structural error and appends to ``unknown`` the path of every field a closed (strict) definition
-# does not declare. ``at`` names the value's place as a chain ``(parent, segment)`` that is spelled
+# structural error and appends to ``unknown`` a ``(place, holder)`` pair for every field a closed
+# (strict) definition does not declare, ``holder`` being the dict that holds it. ``at`` names the value's place as a chain ``(parent, segment)`` that is spelled
 # out only when a path is needed, so a valid object costs one small tuple per nested container.
 # A property whose schema is a bare type is held as the set of Python types it allows and checked
 # inline; only maps and lists cost a call.
@@ -291,7 +292,7 @@ def _compile(frag: dict[str, Any], closed: bool = False) -> Checker:
                         if extra_fn is not None:
                             extra_fn(x, (at, k), unknown)
                         elif closed:
-                            unknown.append(_spell((at, k)))
+                            unknown.append(((at, k), v))
                     elif sub.__class__ is tuple:
                         if x.__class__ not in sub[0]:
                             raise _Invalid("type", (at, k), x, sub[1])
@@ -339,8 +340,11 @@ _JSON_TYPE = {str: "string", bool: "boolean", int: "integer", float: "number", l
               dict: "object", type(None): "null"}
 
 
-def check(obj: dict[str, Any], gvk: GVK | None = None) -> tuple[list[Cause], list[str]]:
-    """``(validate(obj), unknown_fields(obj))`` in one pass over the object."""
+def check(obj: dict[str, Any], gvk: GVK | None = None, *,
+          prune: bool = False) -> tuple[list[Cause], list[str]]:
+    """``(validate(obj), unknown_fields(obj))`` in one pass over the object. With ``prune`` the
+    unknown fields are also removed from ``obj`` (when it has no structural error), as decoding
+    into Kubernetes' typed objects drops them."""
     if not isinstance(obj, dict):
         return [Cause("FieldValueTypeInvalid", f"Invalid value: {_show(obj)}: must be an object", "")], []
     if gvk is None:
@@ -355,12 +359,15 @@ def check(obj: dict[str, Any], gvk: GVK | None = None) -> tuple[list[Cause], lis
     root = definition_name(*gvk)
     if root is None:
         return [], []
-    unknown: list[str] = []
+    found: list[tuple[_Path, dict]] = []
     try:
-        _checker(root)(obj, None, unknown)
+        _checker(root)(obj, None, found)
     except _Invalid as e:
-        return [_cause(e)], unknown
-    return [], unknown
+        return [_cause(e)], [_spell(at) for at, _ in found]
+    if prune:
+        for at, holder in found:
+            del holder[at[1]]
+    return [], [_spell(at) for at, _ in found]
 
 
 def validate(obj: dict[str, Any], gvk: GVK | None = None) -> list[Cause]:
@@ -413,12 +420,12 @@ def unknown_fields(obj: dict[str, Any], gvk: GVK | None = None) -> list[str]:
     root = definition_name(*(gvk or gvk_of(obj)))
     if root is None or not isinstance(obj, dict):
         return []
-    unknown: list[str] = []
+    found: list[tuple[_Path, dict]] = []
     try:
-        _checker(root)(obj, None, unknown)
+        _checker(root)(obj, None, found)
     except _Invalid:
         pass
-    return unknown
+    return [_spell(at) for at, _ in found]
 
 
 def strict_decoding_error(paths: Iterable[str]) -> str:

@@ -133,13 +133,16 @@ class ObjectStore:
         generated = not md.get("name") and bool(md.get("generateName"))
         if generated:
             md["name"] = meta.generate_name(md["generateName"])
+        # Kubernetes' order: decoding defaults the object and drops unknown fields; the field
+        # manager then owns what was decoded, defaults included; admission; validation.
+        defaults.apply_defaults(obj)
+        self._check_structure(r, obj, warnings)
         if manager is not None:
             md.pop("managedFields", None)
             fieldmanager.record_update(None, obj, schema.merge_info(r.group, r.version, r.kind),
                                        manager=manager, api_version=r.api_version)
-        defaults.apply_defaults(obj)
         await self.admission.admit_create(r, obj, dry_run=dry_run)
-        self._validate(r, obj, validation.validate_create(r, obj), warnings)
+        self._validate(r, obj, validation.validate_create(r, obj))
         if dry_run:
             return obj
         for attempt in range(GENERATE_NAME_ATTEMPTS):
@@ -157,17 +160,23 @@ class ObjectStore:
             return obj
         raise AssertionError("unreachable")
 
-    def _validate(self, r: ResourceInfo, obj: dict, semantic: list[Cause],
-                  warnings: list[str] | None = None) -> None:
-        """Structural errors (types, required fields) first and alone, as Kubernetes' decoding
-        would refuse them before any semantic rule runs; then the semantic rules."""
-        structural, unknown = schema.check(obj)
+    def _check_structure(self, r: ResourceInfo, obj: dict, warnings: list[str] | None = None) -> None:
+        """Refuse structural errors (wrong types, missing required fields) on their own, before
+        any semantic rule runs, and drop the fields the kind does not have, as decoding into
+        Kubernetes' typed objects does. ``warnings``, when given, gets an ``unknown field
+        "<path>"`` line for each (fieldValidation=Warn); Strict refused them earlier."""
+        structural, unknown = schema.check(obj, prune=True)
+        if structural:
+            raise invalid(r.kind, (obj.get("metadata") or {}).get("name", ""), structural, r.group)
         if warnings is not None:
             warnings[:] = [f'unknown field "{f}"' for f in unknown]
-        causes = structural or list(semantic)
+
+    @staticmethod
+    def _validate(r: ResourceInfo, obj: dict, causes: list[Cause]) -> None:
+        """The semantic rules' verdict, on an object that decoded cleanly."""
         if causes:
             name = (obj.get("metadata") or {}).get("name", "")
-            raise invalid(r.kind, name, causes, r.group)
+            raise invalid(r.kind, name, list(causes), r.group)
 
     # --- update ----------------------------------------------------------------------------
 
@@ -308,6 +317,7 @@ class ObjectStore:
             # binding storage writes the pod the same way.
             return obj
         defaults.apply_defaults(obj, create=False)
+        self._check_structure(r, obj, warnings)
         old_cmp = dict(old)
         old_cmp["metadata"] = {k: v for k, v in omd.items() if k != "resourceVersion"}
         if obj == old_cmp:
@@ -317,7 +327,7 @@ class ObjectStore:
             fieldmanager.record_update(old_cmp, obj, schema.merge_info(r.group, r.version, r.kind),
                                        manager=manager, api_version=r.api_version,
                                        subresource=subresource if subresource == "status" else "")
-        self._validate(r, obj, validation.validate_update(r, old_cmp, obj), warnings)
+        self._validate(r, obj, validation.validate_update(r, old_cmp, obj))
         return obj
 
     # --- delete ----------------------------------------------------------------------------

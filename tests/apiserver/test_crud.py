@@ -167,8 +167,55 @@ async def test_field_validation(http):
     async with http.post(base + "?fieldValidation=Warn", json=body) as r:
         assert r.status == 201
         assert "bogus" in r.headers.get("Warning", "")
+        assert "bogus" not in await r.json()
     body["metadata"]["name"] = "cm2"
     await req(http, "POST", base + "?fieldValidation=Ignore", body, expect=201)
+
+
+async def test_the_creator_owns_the_defaulted_fields(http):
+    """As in Kubernetes, where defaulting is part of decoding: the fields the server filled in
+    on create belong to the creating manager along with those it sent."""
+    ns = await new_namespace(http)
+    _, pod = await req(http, "POST", f"/api/v1/namespaces/{ns}/pods?fieldManager=maker", make_pod("p"),
+                       expect=201)
+    [entry] = pod["metadata"]["managedFields"]
+    assert entry["manager"] == "maker" and entry["operation"] == "Update"
+    spec = entry["fieldsV1"]["f:spec"]
+    assert {"f:dnsPolicy", "f:restartPolicy", "f:schedulerName", "f:terminationGracePeriodSeconds"} <= set(spec)
+    container = spec["f:containers"]['k:{"name":"c"}']
+    assert {"f:image", "f:imagePullPolicy", "f:terminationMessagePath"} <= set(container)
+    assert 'k:{"containerPort":80,"protocol":"TCP"}' in container["f:ports"]
+
+
+async def test_unknown_fields_are_dropped(http):
+    """Under Warn (the default) and Ignore, fields the kind does not have are not stored, nor
+    owned by anybody: Kubernetes decodes into typed objects, which have no place for them."""
+    ns = await new_namespace(http)
+    base = f"/api/v1/namespaces/{ns}/pods"
+    pod = make_pod("p")
+    pod["spec"]["bogus"] = 1
+    pod["spec"]["containers"][0]["shade"] = "blue"
+    async with http.post(base, json=pod) as r:
+        assert r.status == 201, await r.text()
+        assert r.headers["Warning"].count("unknown field") == 2
+    _, stored = await req(http, "GET", f"{base}/p", expect=200)
+    assert "bogus" not in stored["spec"] and "shade" not in stored["spec"]["containers"][0]
+    owned = orjson.dumps(stored["metadata"]["managedFields"])
+    assert b"bogus" not in owned and b"shade" not in owned
+    # An update that only adds unknown fields changes nothing, not even the resourceVersion.
+    stored["spec"]["bogus"] = 2
+    async with http.put(f"{base}/p?fieldValidation=Ignore", json=stored) as r:
+        assert r.status == 200 and "Warning" not in r.headers
+        after = await r.json()
+    assert "bogus" not in after["spec"]
+    assert after["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
+    # A patch keeps what it knows and drops what it does not.
+    mp = {"Content-Type": "application/merge-patch+json"}
+    _, patched = await req(http, "PATCH", f"{base}/p", {"metadata": {"labels": {"a": "b"}, "bogus": 1}},
+                           mp, expect=200)
+    assert patched["metadata"]["labels"]["a"] == "b" and "bogus" not in patched["metadata"]
+    _, stored = await req(http, "GET", f"{base}/p", expect=200)
+    assert "bogus" not in stored["metadata"]
 
 
 async def test_generation_bumps_on_spec_only(http):

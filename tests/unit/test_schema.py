@@ -193,6 +193,21 @@ def test_unknown_fields(obj, paths):
     assert sorted(schema.unknown_fields(obj)) == sorted(paths)
 
 
+@pytest.mark.parametrize("obj,paths", [c[1:] for c in UNKNOWN], ids=[c[0] for c in UNKNOWN])
+def test_prune_drops_exactly_the_unknown_fields(obj, paths):
+    pruned = copy.deepcopy(obj)
+    assert sorted(schema.check(pruned, prune=True)[1]) == sorted(paths)
+    assert schema.unknown_fields(pruned) == []
+    if not paths:
+        assert pruned == obj
+
+
+def test_prune_leaves_an_invalid_object_alone():
+    pod = edited(make_pod(), lambda p: (p["spec"].update(foo=1), p["spec"].update(restartPolicy=3)))
+    causes, _ = schema.check(pod, prune=True)
+    assert causes and pod["spec"]["foo"] == 1
+
+
 def test_strict_decoding_error_wording():
     pod = edited(make_pod(), lambda p: (p["spec"].update(foo=1), p["spec"]["containers"][0].update(bar=2)))
     assert schema.strict_decoding_error(schema.unknown_fields(pod)) == (
