@@ -2,10 +2,11 @@
 
 ``apply_defaults(obj)`` works in place on the server's private copy of a request body and is
 idempotent, so it can run on every create and update. It covers the versioned defaulting
-functions (core, apps, batch, discovery, scheduling), what the create strategies set
-(``status.phase``, ``qosClass``, namespace finalizers) and the admission plug-ins whose results
-every client sees on a pod (priority, default tolerations, service account name). What needs
-cluster state (cluster IPs, node ports, resolving a PriorityClass, the service-account token
+functions (core, apps, batch, discovery, scheduling) and what the create strategies set
+(``status.phase``, ``qosClass``, namespace finalizers). ``pod_admission_defaults(pod)`` is what the
+default admission plug-ins add to every new pod (priority, default tolerations, service account
+name): the server runs it at admission, after the field manager has recorded the creator's
+fields, so that the creator does not own them, as in Kubernetes. What needs cluster state (cluster IPs, node ports, resolving a PriorityClass, the service-account token
 volume) and what needs the object's uid (a Job's selector: ``job_selector_defaults``) is the
 server's to do.
 """
@@ -361,7 +362,6 @@ def default_pod(pod: dict, *, create: bool = True) -> None:
         _host_network_ports(spec.get("initContainers"))
     default_pod_spec(spec)
     if create:
-        pod_admission_defaults(pod)
         pod["status"] = {"phase": "Pending", "qosClass": pod_qos_class(pod)}
     else:
         status = pod.get("status")
@@ -659,8 +659,8 @@ _BY_KIND: dict[str, Callable[..., None]] = {
 def apply_defaults(obj: dict, *, create: bool = True) -> None:
     """Fill in ``obj``'s defaults in place, by its ``kind``; unknown kinds are left alone.
 
-    ``create=False`` (updates) skips what only a create does: the pod admission defaults and the
-    reset of a new pod's or namespace's status and namespace finalizers.
+    ``create=False`` (updates) skips what only a create does: the reset of a new pod's or
+    namespace's status and namespace finalizers.
     """
     kind = obj.get("kind")
     fn = _BY_KIND.get(kind) if isinstance(kind, str) else None

@@ -77,6 +77,7 @@ class Admission:
         if r.namespaced:
             await self._namespace_lifecycle(md.get("namespace") or "", r, md.get("name") or "")
         if r.kind == "Pod":
+            defaults.pod_admission_defaults(obj)
             await self._priority(obj)
         elif r.kind == "Service":
             await self._allocate_service(obj, dry_run)

@@ -174,7 +174,8 @@ async def test_field_validation(http):
 
 async def test_the_creator_owns_the_defaulted_fields(http):
     """As in Kubernetes, where defaulting is part of decoding: the fields the server filled in
-    on create belong to the creating manager along with those it sent."""
+    on create belong to the creating manager along with those it sent; those that admission
+    adds afterwards belong to nobody."""
     ns = await new_namespace(http)
     _, pod = await req(http, "POST", f"/api/v1/namespaces/{ns}/pods?fieldManager=maker", make_pod("p"),
                        expect=201)
@@ -182,6 +183,9 @@ async def test_the_creator_owns_the_defaulted_fields(http):
     assert entry["manager"] == "maker" and entry["operation"] == "Update"
     spec = entry["fieldsV1"]["f:spec"]
     assert {"f:dnsPolicy", "f:restartPolicy", "f:schedulerName", "f:terminationGracePeriodSeconds"} <= set(spec)
+    # What admission adds comes after the field manager: nobody owns it.
+    assert pod["spec"]["tolerations"] and pod["spec"]["serviceAccountName"] == "default"
+    assert not {"f:tolerations", "f:serviceAccountName", "f:priority"} & set(spec)
     container = spec["f:containers"]['k:{"name":"c"}']
     assert {"f:image", "f:imagePullPolicy", "f:terminationMessagePath"} <= set(container)
     assert 'k:{"containerPort":80,"protocol":"TCP"}' in container["f:ports"]

@@ -5,7 +5,13 @@ import re
 
 import pytest
 
-from api.defaults import apply_defaults, image_pull_policy_for, job_selector_defaults, pod_qos_class
+from api.defaults import (
+    apply_defaults,
+    image_pull_policy_for,
+    job_selector_defaults,
+    pod_admission_defaults,
+    pod_qos_class,
+)
 
 _MISSING = object()
 
@@ -172,11 +178,9 @@ POD_CASES = [
     ({"containers": [container()]}, "spec.enableServiceLinks", True),
     ({"containers": [container()], "serviceAccount": "old"}, "spec.serviceAccountName", "old"),
     ({"containers": [container()], "serviceAccountName": "new"}, "spec.serviceAccount", "new"),
-    ({"containers": [container()]}, "spec.serviceAccountName", "default"),
-    ({"containers": [container()]}, "spec.priority", 0),
-    ({"containers": [container()]}, "spec.preemptionPolicy", "PreemptLowerPriority"),
-    ({"containers": [container()], "priorityClassName": "system-node-critical"}, "spec.priority", 2000001000),
-    ({"containers": [container()], "priorityClassName": "custom"}, "spec.priority", _MISSING),
+    ({"containers": [container()]}, "spec.serviceAccountName", _MISSING),
+    ({"containers": [container()]}, "spec.priority", _MISSING),
+    ({"containers": [container()]}, "spec.tolerations", _MISSING),
     ({"containers": [container()]}, "status", {"phase": "Pending", "qosClass": "BestEffort"}),
 ]
 
@@ -189,9 +193,27 @@ def test_pod_defaults(spec, path, expected):
     assert get(pod, path) == expected
 
 
+ADMISSION_CASES = [
+    ({"containers": [container()]}, "spec.serviceAccountName", "default"),
+    ({"containers": [container()], "serviceAccountName": "new"}, "spec.serviceAccountName", "new"),
+    ({"containers": [container()]}, "spec.priority", 0),
+    ({"containers": [container()]}, "spec.preemptionPolicy", "PreemptLowerPriority"),
+    ({"containers": [container()], "priorityClassName": "system-node-critical"}, "spec.priority", 2000001000),
+    ({"containers": [container()], "priorityClassName": "custom"}, "spec.priority", _MISSING),
+]
+
+
+@pytest.mark.parametrize("spec,path,expected", ADMISSION_CASES)
+def test_pod_admission_defaults(spec, path, expected):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "d"},
+           "spec": copy.deepcopy(spec)}
+    pod_admission_defaults(pod)
+    assert get(pod, path) == expected
+
+
 def test_default_tolerations_added_once():
     pod = make_pod()
-    apply_defaults(pod)
+    pod_admission_defaults(pod)
     tolerations = pod["spec"]["tolerations"]
     assert tolerations == [
         {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
@@ -199,7 +221,7 @@ def test_default_tolerations_added_once():
         {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
          "tolerationSeconds": 300},
     ]
-    apply_defaults(pod)
+    pod_admission_defaults(pod)
     assert pod["spec"]["tolerations"] == tolerations
 
 
@@ -207,12 +229,12 @@ def test_existing_tolerations_are_respected():
     mine = {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
             "tolerationSeconds": 10}
     pod = make_pod(tolerations=[mine])
-    apply_defaults(pod)
+    pod_admission_defaults(pod)
     keys = [t["key"] for t in pod["spec"]["tolerations"]]
     assert keys == ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
     assert pod["spec"]["tolerations"][0]["tolerationSeconds"] == 10
     everything = make_pod(tolerations=[{"operator": "Exists"}])
-    apply_defaults(everything)
+    pod_admission_defaults(everything)
     assert everything["spec"]["tolerations"] == [{"operator": "Exists"}]
 
 

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from api import errors, registry
-from api.defaults import apply_defaults, job_selector_defaults
+from api.defaults import apply_defaults, job_selector_defaults, pod_admission_defaults
 from api.validation import cron_schedule_error, validate_create, validate_update
 
 _DELETE = object()
@@ -83,6 +83,8 @@ def base(kind):
     apply_defaults(obj)
     if kind == "Job":
         job_selector_defaults(obj)
+    elif kind == "Pod":
+        pod_admission_defaults(obj)
     return obj
 
 
