@@ -185,14 +185,6 @@ POD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("spec,path,expected", POD_CASES)
-def test_pod_defaults(spec, path, expected):
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "d"},
-           "spec": copy.deepcopy(spec)}
-    apply_defaults(pod)
-    assert get(pod, path) == expected
-
-
 ADMISSION_CASES = [
     ({"containers": [container()]}, "spec.serviceAccountName", "default"),
     ({"containers": [container()], "serviceAccountName": "new"}, "spec.serviceAccountName", "new"),
@@ -203,11 +195,14 @@ ADMISSION_CASES = [
 ]
 
 
-@pytest.mark.parametrize("spec,path,expected", ADMISSION_CASES)
-def test_pod_admission_defaults(spec, path, expected):
+@pytest.mark.parametrize("step,spec,path,expected",
+                         [(apply_defaults, *c) for c in POD_CASES]
+                         + [(pod_admission_defaults, *c) for c in ADMISSION_CASES])
+def test_pod_defaults(step, spec, path, expected):
+    """Defaulting, and apart from it what the admission plug-ins add."""
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "d"},
            "spec": copy.deepcopy(spec)}
-    pod_admission_defaults(pod)
+    step(pod)
     assert get(pod, path) == expected
 
 
