@@ -48,12 +48,29 @@ def _is_set(meta: PatchMeta, items: list) -> bool:
     return meta.merges and not meta.merge_key and all(not isinstance(i, (dict, list)) for i in items)
 
 
+# Item keys by (key field, value type, value) of single-key items (env vars, containers, ports
+# by name): the same few names recur in object after object. Bounded; cleared when full.
+_ITEM_KEYS: dict[tuple, str] = {}
+_ITEM_KEYS_MAX = 8192
+
+
 def _item_key(keys: tuple[str, ...], item: Any) -> str:
     if type(item) is not dict:
         return "v:" + orjson.dumps(item).decode()
     if len(keys) == 1:
         k = keys[0]
-        return "k:" + orjson.dumps({k: item[k]} if k in item else {}).decode()
+        if k not in item:
+            return "k:{}"
+        v = item[k]
+        if type(v) is str or type(v) is int:
+            memo = (k, type(v), v)
+            got = _ITEM_KEYS.get(memo)
+            if got is None:
+                if len(_ITEM_KEYS) >= _ITEM_KEYS_MAX:
+                    _ITEM_KEYS.clear()
+                got = _ITEM_KEYS[memo] = "k:" + orjson.dumps({k: v}).decode()
+            return got
+        return "k:" + orjson.dumps({k: v}).decode()
     return "k:" + orjson.dumps({k: item.get(k) for k in keys if k in item}).decode()
 
 
