@@ -6,7 +6,8 @@ The source is the JSON schemas that the kubernetes-validate package ships
 - ``validate(obj)``: wrong types, missing required fields and unsupported values, as
   ``api.errors.Cause`` objects with Kubernetes field paths (``spec.containers[0].name``). Unknown
   fields never fail here; ``unknown_fields(obj)`` lists them for ``fieldValidation=Strict|Warn``,
-  and ``check(obj, prune=True)`` drops them as decoding into the typed object would.
+  and ``check(obj, prune=True)`` drops them as decoding into the typed object would
+  (``prune_unknown(obj)`` for partial objects).
 - ``merge_info(group, version, kind)``: a ``PatchMeta`` tree telling strategic merge which lists
   merge by key, which are merge-unique primitive sets, which maps carry ``retainKeys``.
 - ``definitions()`` and ``definition_name(...)`` for whoever publishes OpenAPI documents.
@@ -426,6 +427,42 @@ def unknown_fields(obj: dict[str, Any], gvk: GVK | None = None) -> list[str]:
     except _Invalid:
         pass
     return [_spell(at) for at, _ in found]
+
+
+def prune_unknown(obj: dict[str, Any], gvk: GVK | None = None) -> list[str]:
+    """Remove from ``obj`` the fields its kind does not have and return their paths, checking
+    nothing else: for partial objects (apply configurations), whose missing required fields
+    would stop ``check``'s pass before it had looked at everything."""
+    root = definition_name(*(gvk or gvk_of(obj)))
+    if root is None or not isinstance(obj, dict):
+        return []
+    found: list[tuple[_Path, dict]] = []
+    _find_unknown(obj, {"$ref": root}, None, found)
+    for at, holder in found:
+        del holder[at[1]]
+    return [_spell(at) for at, _ in found]
+
+
+def _find_unknown(v: Any, frag: dict[str, Any], at: _Path, found: list[tuple[_Path, dict]]) -> None:
+    closed = False
+    while "$ref" in frag:
+        name = _ref_name(frag["$ref"])
+        closed = _closed(name)
+        frag = definitions().get(name) or {}
+    if type(v) is dict:
+        props = frag.get("properties") or {}
+        extra = frag.get("additionalProperties")
+        for k, x in v.items():
+            sub = props.get(k)
+            if sub is None and isinstance(extra, dict) and extra:
+                sub = extra
+            if sub is not None:
+                _find_unknown(x, sub, (at, k), found)
+            elif closed:
+                found.append(((at, k), v))
+    elif type(v) is list and isinstance(frag.get("items"), dict):
+        for i, x in enumerate(v):
+            _find_unknown(x, frag["items"], (at, i), found)
 
 
 def strict_decoding_error(paths: Iterable[str]) -> str:

@@ -543,6 +543,11 @@ class ResourceHandler:
             raise BadRequest("PATCH, application/apply-patch+yaml requests must have a fieldManager")
         force = parse_bool(request.query.get("force"))
         warnings = self.check_object(request, info, body)
+        # Unknown fields of the configuration (Warn, Ignore) are dropped before the field manager
+        # sees it: nobody may own a field the object cannot have.
+        dropped = schema.prune_unknown(body)
+        if warnings is not None:
+            warnings.extend(f'unknown field "{f}"' for f in dropped)
         meta = schema.merge_info(r.group, r.version, r.kind)
         sub = info.subresource
         for _ in range(3):

@@ -169,7 +169,10 @@ class ObjectStore:
         if structural:
             raise invalid(r.kind, (obj.get("metadata") or {}).get("name", ""), structural, r.group)
         if warnings is not None:
-            warnings[:] = [f'unknown field "{f}"' for f in unknown]
+            for f in unknown:                   # once each, over the retries of an update
+                line = f'unknown field "{f}"'
+                if line not in warnings:
+                    warnings.append(line)
 
     @staticmethod
     def _validate(r: ResourceInfo, obj: dict, causes: list[Cause]) -> None:

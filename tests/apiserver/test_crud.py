@@ -172,6 +172,28 @@ async def test_field_validation(http):
     await req(http, "POST", base + "?fieldValidation=Ignore", body, expect=201)
 
 
+async def test_server_side_apply_drops_unknown_fields(http):
+    ns = await new_namespace(http)
+    path = f"/api/v1/namespaces/{ns}/configmaps/cfg?fieldManager=ssa"
+    apply = {"Content-Type": "application/apply-patch+yaml"}
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "shade": "x"},
+            "data": {"a": "1"}, "bogus": True}
+    status, out = await req(http, "PATCH", path + "&fieldValidation=Strict", body, apply)
+    assert status == 400 and 'unknown field "bogus"' in out["message"], out
+    async with http.patch(path, data=orjson.dumps(body), headers=apply) as r:
+        assert r.status == 201, await r.text()
+        assert "bogus" in r.headers["Warning"] and "metadata.shade" in r.headers["Warning"]
+    _, stored = await req(http, "GET", f"/api/v1/namespaces/{ns}/configmaps/cfg", expect=200)
+    assert "bogus" not in stored and "shade" not in stored["metadata"] and stored["data"] == {"a": "1"}
+    [entry] = stored["metadata"]["managedFields"]
+    assert entry["manager"] == "ssa" and entry["operation"] == "Apply"
+    assert entry["fieldsV1"] == {"f:data": {"f:a": {}}}
+    # Applied again with the unknown fields, as an update: still nothing of them is kept.
+    await req(http, "PATCH", path + "&fieldValidation=Ignore", body, apply, expect=200)
+    _, stored = await req(http, "GET", f"/api/v1/namespaces/{ns}/configmaps/cfg", expect=200)
+    assert "bogus" not in stored and stored["metadata"]["managedFields"][0]["fieldsV1"] == {"f:data": {"f:a": {}}}
+
+
 async def test_the_creator_owns_the_defaulted_fields(http):
     """As in Kubernetes, where defaulting is part of decoding: the fields the server filled in
     on create belong to the creating manager along with those it sent; those that admission

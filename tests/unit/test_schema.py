@@ -202,6 +202,14 @@ def test_prune_drops_exactly_the_unknown_fields(obj, paths):
         assert pruned == obj
 
 
+def test_prune_unknown_reads_partial_objects():
+    partial = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "colour": "red"},
+               "spec": {"template": {"spec": {"containers": [{"name": "c", "imagePull": "x"}]}}}}
+    assert schema.check(copy.deepcopy(partial))[0]          # the full check stops at a required field
+    assert sorted(schema.prune_unknown(partial)) == ["metadata.colour", "spec.template.spec.containers[0].imagePull"]
+    assert partial["metadata"] == {"name": "d"} and partial["spec"]["template"]["spec"]["containers"] == [{"name": "c"}]
+
+
 def test_prune_leaves_an_invalid_object_alone():
     pod = edited(make_pod(), lambda p: (p["spec"].update(foo=1), p["spec"].update(restartPolicy=3)))
     causes, _ = schema.check(pod, prune=True)
