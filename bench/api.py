@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from array import array
 from pathlib import Path
 
 import aiohttp
@@ -251,135 +254,15 @@ async def create_series(label: str, url: str, n: int, results: dict, pid: int | 
               f"p99 {pct(lat, 99):6.1f} ms" + cpu_note(pid, before, total), flush=True)
 
 
-def added_names(data: bytes, pos: int, end: int, out: list[bytes]) -> None:
-    """Append the object names of the ADDED events in ``data[pos:end]`` (whole watch lines).
-
-    Nothing is copied but the names: a line's end is found with a one-byte find (memchr), and only
-    its start is searched, as the first "name" of an event is its object's metadata.name.
-    """
-    find = data.find
-    starts = data.startswith
-    while pos < end:
-        nl = find(b"\n", pos, end)
-        if starts(b'{"type":"ADDED",', pos):
-            j = find(b'"name":"', pos, nl) + 8
-            out.append(data[j:find(b'"', j, nl)])
-        pos = nl + 1
+_fanout_runs = itertools.count(1)
 
 
-class WatchStream(asyncio.Protocol):
-    """One watch read over a bare connection: an HTTP/1.1 response head, then a chunked body
-    decoded here; the names of the ADDED events go to ``names``, and each read that brought some
-    to ``reads`` as (time, len(names) after it).
-
-    A thousand of these are read by one process, which must cost less than the server does per
-    event: a protocol is called by the loop directly (no stream reader, future and task wake-up
-    per read as with an aiohttp response), and the body is searched where it lies in what was
-    read (slicing a 2.7 KB event costs as much as finding what is in it).
-    """
-
-    def __init__(self, done: Callable[[WatchStream], bool]):
-        self.done = done
-        self.names: list[bytes] = []
-        self.reads: list[tuple[float, int]] = []
-        self.head: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.transport: asyncio.Transport | None = None
-        self._raw = b""          # bytes received and not yet decoded
-        self._in_head = True
-        self._left = 0           # bytes of the current chunk's data still to come
-        self._crlf = False       # the current chunk's data is in, its CRLF is not
-        self._line = bytearray()  # the start of a line whose end has not come yet
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.head.done():
-            self.head.set_exception(exc or ConnectionError("closed before the response head"))
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-    def data_received(self, data: bytes) -> None:
-        now = time.perf_counter()
-        raw = self._raw + data if self._raw else data
-        pos, n = 0, len(raw)
-        if self._in_head:
-            i = raw.find(b"\r\n\r\n")
-            if i < 0:
-                self._raw = raw
-                return
-            lines = raw[:i].split(b"\r\n")
-            headers = {k.strip().lower(): v.strip().lower() for k, _, v in (h.partition(b":") for h in lines[1:])}
-            if headers.get(b"transfer-encoding") != b"chunked":
-                raise RuntimeError(f"watch response not chunked: {lines[0]!r}")
-            self._in_head = False
-            self.head.set_result(int(lines[0].split()[1]))
-            pos = i + 4
-        names = self.names
-        before = len(names)
-        find = raw.find
-        starts = raw.startswith
-        body = self._body
-        while pos < n:
-            if self._left:                  # the rest of a chunk begun in an earlier read
-                take = min(self._left, n - pos)
-                body(raw, pos, pos + take)
-                pos += take
-                self._left -= take
-                self._crlf = not self._left
-                continue
-            if self._crlf:
-                if n - pos < 2:
-                    break
-                pos += 2
-                self._crlf = False
-            # A chunk: size line, data, CRLF; usually whole in this read.
-            i = find(b"\r\n", pos)
-            if i < 0:
-                break
-            size = int(raw[pos:i].split(b";", 1)[0], 16)
-            if size == 0:                   # the last chunk: the server ended the watch
-                pos = n
-                self.transport.close()
-                break
-            start = i + 2
-            stop = start + size
-            if stop + 2 > n:
-                pos = start
-                self._left = size
-                continue
-            pos = stop + 2
-            if not self._line and raw[stop - 1] == 10 and find(b"\n", start, stop - 1) < 0:
-                # One whole line (as this server writes them): its start is all there is to read.
-                if starts(b'{"type":"ADDED",', start):
-                    j = find(b'"name":"', start, stop) + 8
-                    names.append(raw[j:find(b'"', j, stop)])
-            else:
-                body(raw, start, stop)
-        self._raw = raw[pos:] if pos < n else b""
-        if len(names) > before:
-            self.reads.append((now, len(names)))
-            if self.done(self):
-                self.transport.close()
-
-    def _body(self, raw: bytes, start: int, stop: int) -> None:
-        """Chunk data ``raw[start:stop]`` that is not one whole line."""
-        if self._line:
-            nl = raw.find(b"\n", start, stop)
-            if nl < 0:
-                self._line += raw[start:stop]
-                return
-            line = self._line + raw[start:nl + 1]
-            self._line = bytearray()
-            added_names(bytes(line), 0, len(line), self.names)
-            start = nl + 1
-        end = raw.rfind(b"\n", start, stop) + 1
-        if end > start:
-            added_names(raw, start, end, self.names)
-            start = end
-        if start < stop:
-            self._line += raw[start:stop]
+def load_arrivals(path: str, n: int) -> array:
+    """The ``n`` arrival times bench.watchers wrote to ``path`` (a native array('d'))."""
+    arrived = array("d")
+    with open(path, "rb") as f:
+        arrived.fromfile(f, n)
+    return arrived
 
 
 async def watch_fanout(url: str, watchers: int, pods: int, pid: int | None = None,
@@ -389,88 +272,91 @@ async def watch_fanout(url: str, watchers: int, pods: int, pid: int | None = Non
     responses); every watcher must see every create, all in one order. Latency: from the create
     request's start to each watcher's receipt.
 
-    The watchers are read by this one process (see WatchStream), so reading must cost less than
-    serving; each read's events are found with bytes.find (added_names), which on lines of
-    ~2.7 KB costs a fraction of a regex over them or of splitting them. Beside the figures: the
-    CPU time per delivery of the server and of this process while pods are created and delivered.
+    The watchers are read by a child process (``python -m bench.watchers``): reading a thousand
+    of them costs ~5 us of CPU per delivery, a thousand deliveries per create, which would fill
+    this process's core and queue the creates behind the reads, so that the latency measured
+    would be largely the load generator's own. This process only sends the creates, through
+    ``Poster`` (the transport ``--http-client`` chose, as ``closed_loop`` does). Beside the
+    figures: the CPU time per delivery of the server, of the reader process and of this one while
+    pods are created and delivered. Each call watches and creates in a namespace of its own, so
+    that it may be run more than once on one server.
+
+    On two cores the server and the reader take about one each when 16 creators run: the creates
+    are no longer held back by the reads, the reader falls behind (the events wait in its sockets'
+    receive queues) and the latency includes that backlog; ``rate`` measures it below saturation.
     """
-    ns = "fanout" if rate is None else f"fanout-{rate:g}"
+    ns = f"fanout-{os.getpid()}-{next(_fanout_runs)}"
     async with aiohttp.ClientSession(url) as s:
         await ensure_namespace(s, ns)
         async with s.get(f"/api/v1/namespaces/{ns}/pods?limit=1") as r:
             rv = (await r.json())["metadata"]["resourceVersion"]
-    sent: dict[bytes, float] = {}
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    request = (f"GET /api/v1/namespaces/{ns}/pods?watch=true&resourceVersion={rv} HTTP/1.1\r\n"
-               f"Host: {host}:{port}\r\nAccept: application/json\r\n\r\n").encode()
-    loop = asyncio.get_running_loop()
-    streams: list[WatchStream] = []
-    for _ in range(watchers):
-        _, stream = await loop.create_connection(lambda: WatchStream(lambda st: len(st.names) >= pods),
-                                                 host, int(port))
-        stream.transport.write(request)
-        streams.append(stream)
-    statuses = await asyncio.wait_for(asyncio.gather(*(st.head for st in streams)), 120)
-    if any(st != 200 for st in statuses):
-        raise RuntimeError(f"watch failed: {sorted(set(statuses))}")
-    await asyncio.sleep(0.5)
-    async with aiohttp.ClientSession(url) as s:
+    fd, out = tempfile.mkstemp(prefix="bench-fanout-", suffix=".f64")
+    os.close(fd)
+    reader = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.watchers", url, ns, str(rv), str(watchers), str(pods), out,
+        cwd=REPO, stdout=asyncio.subprocess.PIPE)
+    try:
+        line = await asyncio.wait_for(reader.stdout.readline(), 180)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"bench.watchers did not get its watches ready ({line!r}, "
+                               f"exit {await reader.wait()})")
+        await asyncio.sleep(0.5)
+        # Send times are time.perf_counter(), which on Linux is CLOCK_MONOTONIC, one clock for
+        # every process on the machine: the reader's arrival times are on it too.
+        sent = array("d", [math.nan]) * pods
         create_lat: list[float] = []
+        async with Poster(url, 16 if rate is None else 256) as poster:
+            path = f"/api/v1/namespaces/{ns}/pods"
 
-        async def create(i: int) -> None:
-            name = f"fan-{i}"
-            sent[name.encode()] = t = time.perf_counter()
-            async with s.post(f"/api/v1/namespaces/{ns}/pods", data=pod_body(name),
-                              headers={"Content-Type": "application/json"}) as r:
-                await r.read()
-                if r.status != 201:
-                    raise RuntimeError(f"create failed: {r.status}")
-            create_lat.append((time.perf_counter() - t) * 1000)
+            async def create(i: int) -> None:
+                body = pod_body(f"fan-{i}")
+                sent[i] = t = time.perf_counter()
+                await poster.post(path, body)
+                create_lat.append((time.perf_counter() - t) * 1000)
 
-        server_cpu = cpu_seconds(pid) if pid is not None else 0.0
-        client_cpu = time.process_time()
-        start = time.perf_counter()
-        if rate is None:
-            sem = asyncio.Semaphore(16)
+            server_cpu = cpu_seconds(pid) if pid is not None else 0.0
+            client_cpu = time.process_time()
+            start = time.perf_counter()
+            if rate is None:
+                counter = iter(range(pods))
 
-            async def bounded(i: int) -> None:
-                async with sem:
-                    await create(i)
+                async def creator() -> None:
+                    for i in counter:
+                        await create(i)
 
-            await asyncio.gather(*(bounded(i) for i in range(pods)))
-        else:
-            creates = []
-            for i in range(pods):
-                delay = start + i / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                creates.append(asyncio.create_task(create(i)))
-            await asyncio.gather(*creates)
-        await asyncio.wait([st.closed for st in streams], timeout=300)
-        elapsed = time.perf_counter() - start
+                await asyncio.gather(*(creator() for _ in range(16)))
+            else:
+                creates = []
+                for i in range(pods):
+                    delay = start + i / rate - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    creates.append(asyncio.create_task(create(i)))
+                await asyncio.gather(*creates)
+        line = await asyncio.wait_for(reader.stdout.readline(), 420)
         server_cpu = cpu_seconds(pid) - server_cpu if pid is not None else 0.0
         client_cpu = time.process_time() - client_cpu
-    for st in streams:
-        st.transport.close()
-    lat: list[float] = []
-    for st in streams:
-        names = st.names
-        i = 0
-        for now, upto in st.reads:
-            lat.extend([(now - sent[n]) * 1000 for n in names[i:upto]])
-            i = upto
-    got = [st.names for st in streams]
-    every = {f"fan-{i}".encode() for i in range(pods)}
-    complete = sum(1 for names in got if len(names) == pods and set(names) == every)
-    one_order = all(names == got[0] for names in got)
-    deliveries = len(lat)
+        if await reader.wait() != 0 or not line:
+            raise RuntimeError(f"bench.watchers failed (exit {reader.returncode})")
+        summary = orjson.loads(line)
+        arrived = load_arrivals(out, watchers * pods)
+    finally:
+        if reader.returncode is None:
+            os.kill(reader.pid, signal.SIGKILL)
+            await reader.wait()
+        os.unlink(out)
+    lat = [(got - t) * 1000 for got, t in zip(arrived, sent * watchers, strict=True) if not math.isnan(got)]
+    complete, deliveries = summary["complete"], summary["deliveries"]
+    elapsed = summary["end"] - start
     cpu = (f"; CPU per delivery: server {server_cpu / max(deliveries, 1) * 1e6:.1f} us, "
-           f"this client {client_cpu / max(deliveries, 1) * 1e6:.1f} us" if pid is not None else "")
+           f"reader process {summary['cpu'] / max(deliveries, 1) * 1e6:.1f} us, "
+           f"this process {client_cpu / max(deliveries, 1) * 1e6:.1f} us" if pid is not None else "")
     how = "16 creators" if rate is None else f"{rate:g} creates/s"
     print(f"  {watchers} watchers x {pods} pods ({how}): {complete}/{watchers} watchers got every event"
-          f"{'' if one_order else ' (NOT all in one order)'}; {deliveries} deliveries in {elapsed:.1f} s; "
-          f"create-to-delivery p50 {pct(lat, 50):.0f} ms, p99 {pct(lat, 99):.0f} ms (the creates themselves: "
-          f"p50 {pct(create_lat, 50):.0f} ms, p99 {pct(create_lat, 99):.0f} ms)" + cpu, flush=True)
+          f"{'' if summary['one_order'] else ' (NOT all in one order)'}; {deliveries} deliveries in "
+          f"{elapsed:.1f} s; create-to-delivery p50 {pct(lat, 50):.0f} ms, p99 {pct(lat, 99):.0f} ms "
+          f"(the creates themselves: p50 {pct(create_lat, 50):.0f} ms, p99 {pct(create_lat, 99):.0f} ms)"
+          + cpu, flush=True)
 
 
 async def big_list(server: ApiServer, total: int) -> None:
@@ -562,7 +448,7 @@ async def main_async(args) -> None:
         try:
             watchers, pods = (100, 200) if args.quick else (1000, 1000)
             await watch_fanout(fan.url, watchers, pods, fan.process.pid)
-            # Beside it, creates at a fixed rate (a third of what 16 creators reach on a quiet
+            # Beside it, creates at a fixed rate (a quarter of what 16 creators reach on a quiet
             # 2-core machine): the latency when the server is not saturated.
             await watch_fanout(fan.url, watchers, pods, fan.process.pid, rate=50)
         finally:
