@@ -1,4 +1,5 @@
-"""Run every benchmark module in turn; a failing one is reported and the rest still run."""
+"""Run every benchmark module in turn; a failing one is reported and the rest still run. Modules
+whose names start with ``_`` serve the benchmarks (servers, readers they start) and are not run."""
 
 from __future__ import annotations
 

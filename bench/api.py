@@ -5,7 +5,7 @@
 Everything runs on this machine in one go so the figures can be compared: the API server on
 SQLite and on etcd (each its own process), raw etcd puts and a bare aiohttp echo server driven by
 the same load generator (this process), which is the ceiling of any Python HTTP write path here.
-Beside raw etcd stands the etcd floor (``bench.etcd_floor``, in one process and in two): HTTP and
+Beside raw etcd stands the etcd floor (``bench._etcd_floor``, in one process and in two): HTTP and
 one etcd create transaction through the project's driver and nothing else, the ceiling of any
 etcd-backed Python write path here.
 Beside each create rate the server's CPU time per request is printed (all its threads): on a
@@ -223,9 +223,9 @@ def stop_servers(procs: list[subprocess.Popen]) -> None:
 
 
 async def floor_series(endpoint: str, n: int, results: dict) -> None:
-    """The etcd floor (``bench.etcd_floor``) in one process and in two, against raw etcd."""
+    """The etcd floor (``bench._etcd_floor``) in one process and in two, against raw etcd."""
     for processes in (1, 2):
-        procs, url = start_servers(["-m", "bench.etcd_floor", endpoint], processes)
+        procs, url = start_servers(["-m", "bench._etcd_floor", endpoint], processes)
         try:
             await closed_loop(url, "/x", max(n // 4, 200), 16, "floor-warm")
             for conc in (1, 16, 64):
@@ -258,7 +258,7 @@ _fanout_runs = itertools.count(1)
 
 
 def load_arrivals(path: str, n: int) -> array:
-    """The ``n`` arrival times bench.watchers wrote to ``path`` (a native array('d'))."""
+    """The ``n`` arrival times bench._watchers wrote to ``path`` (a native array('d'))."""
     arrived = array("d")
     with open(path, "rb") as f:
         arrived.fromfile(f, n)
@@ -272,7 +272,7 @@ async def watch_fanout(url: str, watchers: int, pods: int, pid: int | None = Non
     responses); every watcher must see every create, all in one order. Latency: from the create
     request's start to each watcher's receipt.
 
-    The watchers are read by a child process (``python -m bench.watchers``): reading a thousand
+    The watchers are read by a child process (``python -m bench._watchers``): reading a thousand
     of them costs ~5 us of CPU per delivery, a thousand deliveries per create, which would fill
     this process's core and queue the creates behind the reads, so that the latency measured
     would be largely the load generator's own. This process only sends the creates, through
@@ -293,12 +293,12 @@ async def watch_fanout(url: str, watchers: int, pods: int, pid: int | None = Non
     fd, out = tempfile.mkstemp(prefix="bench-fanout-", suffix=".f64")
     os.close(fd)
     reader = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.watchers", url, ns, str(rv), str(watchers), str(pods), out,
+        sys.executable, "-m", "bench._watchers", url, ns, str(rv), str(watchers), str(pods), out,
         cwd=REPO, stdout=asyncio.subprocess.PIPE)
     try:
         line = await asyncio.wait_for(reader.stdout.readline(), 180)
         if line.strip() != b"ready":
-            raise RuntimeError(f"bench.watchers did not get its watches ready ({line!r}, "
+            raise RuntimeError(f"bench._watchers did not get its watches ready ({line!r}, "
                                f"exit {await reader.wait()})")
         await asyncio.sleep(0.5)
         # Send times are time.perf_counter(), which on Linux is CLOCK_MONOTONIC, one clock for
@@ -337,7 +337,7 @@ async def watch_fanout(url: str, watchers: int, pods: int, pid: int | None = Non
         server_cpu = cpu_seconds(pid) - server_cpu if pid is not None else 0.0
         client_cpu = time.process_time() - client_cpu
         if await reader.wait() != 0 or not line:
-            raise RuntimeError(f"bench.watchers failed (exit {reader.returncode})")
+            raise RuntimeError(f"bench._watchers failed (exit {reader.returncode})")
         summary = orjson.loads(line)
         arrived = load_arrivals(out, watchers * pods)
     finally:
@@ -448,9 +448,10 @@ async def main_async(args) -> None:
         try:
             watchers, pods = (100, 200) if args.quick else (1000, 1000)
             await watch_fanout(fan.url, watchers, pods, fan.process.pid)
-            # Beside it, creates at a fixed rate (a quarter of what 16 creators reach on a quiet
-            # 2-core machine): the latency when the server is not saturated.
-            await watch_fanout(fan.url, watchers, pods, fan.process.pid, rate=50)
+            # Beside it, creates at fixed rates (16 creators reach ~230/s on a quiet 2-core
+            # machine, where server and reader then take a core each): the latency below saturation.
+            for rate in (50, 150):
+                await watch_fanout(fan.url, watchers, pods, fan.process.pid, rate=rate)
         finally:
             fan.stop()
         if not args.skip_100k:

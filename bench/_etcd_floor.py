@@ -3,7 +3,7 @@ POSTed object but decode it, store it with one create transaction through the pr
 driver, and answer it encoded again. No admission, defaults, validation, field ownership or watch
 cache: what the real API server adds on top is what separates the two figures.
 
-    python -m bench.etcd_floor ETCD_ENDPOINT PORT
+    python -m bench._etcd_floor ETCD_ENDPOINT PORT
 
 Several processes may listen on one port (SO_REUSEPORT): each stores under its own key prefix.
 """

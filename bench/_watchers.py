@@ -1,7 +1,7 @@
 """The reader side of the watch fan-out benchmark (``bench.api.watch_fanout``): many watches on
 pods, read in a process of their own so that reading them does not slow the creates being timed.
 
-    python -m bench.watchers URL NAMESPACE RESOURCE_VERSION WATCHERS PODS OUTPUT
+    python -m bench._watchers URL NAMESPACE RESOURCE_VERSION WATCHERS PODS OUTPUT
 
 It owns the reading: the watch protocol (``WatchStream``) and the search of event lines
 (``added_names``), opening ``WATCHERS`` watches of the namespace's pods from
@@ -200,7 +200,7 @@ async def read_watches(url: str, ns: str, rv: str, watchers: int, pods: int,
             streams.append(stream)
         statuses = await asyncio.wait_for(asyncio.gather(*(st.head for st in streams)), 120)
         if any(status != 200 for status in statuses):
-            print(f"bench.watchers: watch failed: {sorted(set(statuses))}", file=sys.stderr, flush=True)
+            print(f"bench._watchers: watch failed: {sorted(set(statuses))}", file=sys.stderr, flush=True)
             return None
         print("ready", flush=True)
         cpu = time.process_time()
@@ -223,11 +223,7 @@ async def read_watches(url: str, ns: str, rv: str, watchers: int, pods: int,
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        # ``python -m bench`` runs every module with no arguments: this one only serves bench.api.
-        print("bench.watchers: the reader process of bench.api's watch fan-out; run by it")
-        return 0
-    p = argparse.ArgumentParser(prog="bench.watchers")
+    p = argparse.ArgumentParser(prog="bench._watchers")
     p.add_argument("url")
     p.add_argument("namespace")
     p.add_argument("resource_version")
