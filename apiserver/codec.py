@@ -8,6 +8,7 @@ join of byte strings.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -71,14 +72,20 @@ def encode_for_storage(obj: dict) -> bytes:
 
 def with_resource_version(data: bytes, rv: int) -> bytes:
     """Stored bytes with ``metadata.resourceVersion`` set, without decoding them."""
+    return b"".join(_with_rv_parts(data, rv))
+
+
+def _with_rv_parts(data: bytes, rv: int) -> tuple:
+    """``with_resource_version(data, rv)`` as pieces to join, the stored bytes not copied."""
     i = data.find(_METADATA)
     if i < 0:  # not written by encode_for_storage; take the slow road
         obj = orjson.loads(data)
         obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
-        return orjson.dumps(obj)
+        return (orjson.dumps(obj),)
     j = i + len(_METADATA)
     sep = b"" if data[j:j + 1] == b"}" else b","
-    return b"%s\"resourceVersion\":\"%d\"%s%s" % (data[:j], rv, sep, data[j:])
+    view = memoryview(data)
+    return view[:j], b'"resourceVersion":"%d"%s' % (rv, sep), view[j:]
 
 
 def decode_stored(data: bytes, rv: int) -> dict:
@@ -89,21 +96,53 @@ def decode_stored(data: bytes, rv: int) -> dict:
 
 def list_body(kind: str, api_version: str, rv: int, items: list[bytes], cont: str = "",
               remaining: int | None = None) -> bytes:
+    """A list response of encoded items."""
+    if not items:
+        return _list_head(kind, api_version, rv, cont, remaining) + b"]}"
+    # One join over the items and their separators: a large list is copied once.
+    parts: list[bytes] = [b","] * (2 * len(items) + 1)
+    parts[0] = _list_head(kind, api_version, rv, cont, remaining)
+    parts[1::2] = items
+    parts[-1] = b"]}"
+    return b"".join(parts)
+
+
+def stored_list_body(kind: str, api_version: str, rv: int, stored: list[tuple[bytes, int]], cont: str = "",
+                     remaining: int | None = None) -> bytes:
+    """A list response of stored items, each ``(bytes, resourceVersion)``."""
+    return b"".join(stored_list_chunks(kind, api_version, rv, stored, cont, remaining, len(stored) or 1))
+
+
+def stored_list_chunks(kind: str, api_version: str, rv: int, stored: list[tuple[bytes, int]], cont: str = "",
+                       remaining: int | None = None, per_chunk: int = 500) -> Iterator[bytes]:
+    """``stored_list_body`` in pieces of ``per_chunk`` items, to be written as they are made:
+    each item's resourceVersion is spliced in while its piece is joined, so every byte of a large
+    list is copied once and no buffer of the whole list is needed."""
+    head = _list_head(kind, api_version, rv, cont, remaining)
+    if not stored:
+        yield head + b"]}"
+        return
+    for at in range(0, len(stored), per_chunk):
+        parts: list = [head if at == 0 else b","]
+        add = parts.extend
+        for data, item_rv in stored[at:at + per_chunk]:
+            add(_with_rv_parts(data, item_rv))
+            parts.append(b",")
+        parts.pop()
+        if at + per_chunk >= len(stored):
+            parts.append(b"]}")
+        yield b"".join(parts)
+
+
+def _list_head(kind: str, api_version: str, rv: int, cont: str, remaining: int | None) -> bytes:
+    """A list response up to the opening of its items."""
     meta: dict[str, Any] = {"resourceVersion": str(rv)}
     if cont:
         meta["continue"] = cont
     if remaining is not None:
         meta["remainingItemCount"] = remaining
     head = orjson.dumps({"kind": kind, "apiVersion": api_version, "metadata": meta})
-    start = head[:-1] + b',"items":['
-    if not items:
-        return start + b"]}"
-    # One join over the items and their separators: a large list is copied once.
-    parts: list[bytes] = [b","] * (2 * len(items) + 1)
-    parts[0] = start
-    parts[1::2] = items
-    parts[-1] = b"]}"
-    return b"".join(parts)
+    return head[:-1] + b',"items":['
 
 
 def watch_line(event_type: str, data: bytes) -> bytes:

@@ -107,6 +107,9 @@ def wants_table(request: web.Request) -> bool:
     return TABLE_MARKER in request.headers.get("Accept", "").replace(" ", "").lower()
 
 
+LIST_CHUNK_ITEMS = 1000      # items per piece of a large list written from storage
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     data = body if isinstance(body, bytes) else orjson.dumps(body)
     return web.Response(body=data, status=status, content_type="application/json", headers=headers)
@@ -331,7 +334,7 @@ class ResourceHandler:
             entries, next_key = cache.list(info.namespace, match, limit=limit)
             cont = encode_continue(cache.rv, next_key) if next_key else ""
             return self._list_response(request, info, entries, cache.rv, cont,
-                                       self._remaining(info, next_key) if match is None else None)
+                                       await self._remaining(info, next_key, cache.rv) if match is None else None)
         return await self._list_storage(request, info, match, limit, 0, "")
 
     async def _list_storage(self, request, info, match, limit, revision, start) -> web.Response:
@@ -340,6 +343,9 @@ class ResourceHandler:
         prefix = r.storage_prefix(info.namespace)
         cache = self.cache(r)
         entries: list[Entry] = []
+        # Without a selector or a table nothing needs an entry: the stored bytes go out as they are.
+        raw = match is None and not wants_table(request)
+        stored: list[tuple[bytes, int]] = []
         next_key = ""
         start_key = start or prefix
         batch = max(limit, 500) if limit else 5000
@@ -348,6 +354,12 @@ class ResourceHandler:
                 res = await self.backend.list(prefix, start_key=start_key, limit=batch, revision=revision)
                 revision = res.revision
                 for kv in res.items:
+                    if raw:
+                        if limit and len(stored) >= limit:
+                            next_key = kv.key
+                            break
+                        stored.append((kv.value, kv.mod_revision))
+                        continue
                     e = cache._entry(kv.key, kv.value, kv.mod_revision)
                     if match is None or match(e):
                         if limit and len(entries) >= limit:
@@ -361,15 +373,29 @@ class ResourceHandler:
             raise Gone("The provided continue parameter is too old to display a consistent list result. "
                        "You can start a new list without the continue parameter.") from None
         cont = encode_continue(revision, next_key) if next_key else ""
-        return self._list_response(request, info, entries, revision, cont,
-                                   self._remaining(info, next_key) if match is None else None)
+        remaining = await self._remaining(info, next_key, revision) if match is None else None
+        if raw:
+            chunks = codec.stored_list_chunks(r.list_kind, r.api_version, revision, stored, cont, remaining,
+                                              LIST_CHUNK_ITEMS)
+            if len(stored) <= LIST_CHUNK_ITEMS:
+                return json_response(next(chunks))
+            # A large list is written piece by piece: the client reads while the rest is made.
+            resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await resp.prepare(request)
+            for chunk in chunks:
+                await resp.write(chunk)
+            await resp.write_eof()
+            return resp
+        return self._list_response(request, info, entries, revision, cont, remaining)
 
-    def _remaining(self, info: RequestInfo, next_key: str | None) -> int | None:
+    async def _remaining(self, info: RequestInfo, next_key: str | None, revision: int) -> int | None:
         """``remainingItemCount`` of a cut list without selectors: the objects from ``next_key`` on,
-        counted in the watch cache (an estimate, as Kubernetes documents it)."""
+        counted in the watch cache once it has reached the list's ``revision`` (or waited a
+        moment for it: an estimate, as Kubernetes documents it)."""
         if not next_key:
             return None
         cache = self.cache(info.resource)
+        await cache.wait_for_rv(revision, CACHE_FRESHNESS_WAIT)
         keys = cache.sorted_keys()
         prefix = info.resource.storage_prefix(info.namespace)
         lo = bisect.bisect_left(keys, next_key)

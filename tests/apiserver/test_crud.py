@@ -9,6 +9,7 @@ import uuid
 import orjson
 import pytest
 
+from apiserver.handlers import LIST_CHUNK_ITEMS
 from tests.apiserver.builders import make_deployment, make_namespace, make_pod
 from tests.apiserver.conftest import WATCH_CACHE_SIZE
 
@@ -540,3 +541,28 @@ async def test_remaining_item_count_and_terminating_namespace_message(http):
     assert status == 403
     assert out["message"].startswith('configmaps "late" is forbidden: unable to create new content')
     assert out["details"]["causes"][0]["reason"] == "NamespaceTerminating"
+
+
+async def test_a_large_list_from_storage_is_written_in_pieces(http):
+    """A consistent LIST of more items than one piece holds comes out as one valid list, every
+    item with its own resourceVersion, as does a page of such a list."""
+    ns = await new_namespace(http)
+    base = f"/api/v1/namespaces/{ns}/configmaps"
+    total = LIST_CHUNK_ITEMS * 2 + 7
+    gate = asyncio.Semaphore(32)
+
+    async def make(i: int) -> None:
+        async with gate:
+            await req(http, "POST", base, {"metadata": {"name": f"cm-{i:05d}"}, "data": {"i": str(i)}}, expect=201)
+
+    await asyncio.gather(*(make(i) for i in range(total)))
+    _, out = await req(http, "GET", base, expect=200)
+    assert [cm["metadata"]["name"] for cm in out["items"]] == [f"cm-{i:05d}" for i in range(total)]
+    assert all(int(cm["metadata"]["resourceVersion"]) > 0 and cm["data"] for cm in out["items"])
+    assert int(out["metadata"]["resourceVersion"]) >= max(int(cm["metadata"]["resourceVersion"])
+                                                         for cm in out["items"])
+    _, page = await req(http, "GET", f"{base}?limit={LIST_CHUNK_ITEMS + 3}", expect=200)
+    assert len(page["items"]) == LIST_CHUNK_ITEMS + 3 and page["metadata"]["continue"]
+    assert page["metadata"]["remainingItemCount"] == total - LIST_CHUNK_ITEMS - 3
+    _, rest = await req(http, "GET", f"{base}?limit={total}&continue={page['metadata']['continue']}", expect=200)
+    assert len(rest["items"]) == total - LIST_CHUNK_ITEMS - 3
