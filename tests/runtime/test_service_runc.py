@@ -413,14 +413,19 @@ async def test_exec_with_tty_and_resize(cri, busybox_image, tmp_path):
     seen = b""
     async with aiohttp.ClientSession() as s, s.ws_connect(url, protocols=("v5.channel.k8s.io",)) as ws:
         await ws.send_bytes(b"\x04" + orjson.dumps({"Width": 123, "Height": 45}))
-        await ws.send_bytes(b"\x00stty size; exit 3\n")
+        # The size travels to the container's terminal through runc, apart from stdin: ask for it
+        # once the shell has shown its prompt, as a user at the terminal would.
         status_doc = None
+        asked = False
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.BINARY:
                 continue
             assert msg.data[0] in (1, 3), msg.data     # a TTY merges stderr into stdout
             if msg.data[0] == 1:
                 seen += msg.data[1:]
+                if not asked and b"# " in seen:
+                    asked = True
+                    await ws.send_bytes(b"\x00stty size; exit 3\n")
             else:
                 status_doc = orjson.loads(msg.data[1:])
     assert b"45 123" in seen
