@@ -6,9 +6,9 @@ functions (core, apps, batch, discovery, scheduling) and what the create strateg
 (``status.phase``, ``qosClass``, namespace finalizers). ``pod_admission_defaults(pod)`` is what the
 default admission plug-ins add to every new pod (priority, default tolerations, service account
 name): the server runs it at admission, after the field manager has recorded the creator's
-fields, so that the creator does not own them, as in Kubernetes. What needs cluster state (cluster IPs, node ports, resolving a PriorityClass, the service-account token
-volume) and what needs the object's uid (a Job's selector: ``job_selector_defaults``) is the
-server's to do.
+fields, so that the creator does not own them, as in Kubernetes. What needs cluster state
+(cluster IPs, node ports, resolving a PriorityClass, the service-account token volume) and what
+needs the object's uid (a Job's selector: ``job_selector_defaults``) is the server's to do.
 """
 
 from __future__ import annotations

@@ -190,8 +190,8 @@ def _clean(node: Any, owner: str | None = None) -> Any:
 
 # A compiled checker is ``check(value, at, unknown)``: it raises ``_Invalid`` at the first
 # structural error and appends to ``unknown`` a ``(place, holder)`` pair for every field a closed
-# (strict) definition does not declare, ``holder`` being the dict that holds it. ``at`` names the value's place as a chain ``(parent, segment)`` that is spelled
-# out only when a path is needed, so a valid object costs one small tuple per nested container.
+# (strict) definition does not declare, ``holder`` being the dict that holds it. ``at`` names the
+# value's place as a chain ``(parent, segment)`` that is spelled out only when a path is needed, so a valid object costs one small tuple per nested container.
 # A property whose schema is a bare type is held as the set of Python types it allows and checked
 # inline; only maps and lists cost a call.
 
@@ -364,11 +364,10 @@ def check(obj: dict[str, Any], gvk: GVK | None = None, *,
     try:
         _checker(root)(obj, None, found)
     except _Invalid as e:
-        return [_cause(e)], [_spell(at) for at, _ in found]
+        return [_cause(e)], _paths(found)
     if prune:
-        for at, holder in found:
-            del holder[at[1]]
-    return [], [_spell(at) for at, _ in found]
+        _drop(found)
+    return [], _paths(found)
 
 
 def validate(obj: dict[str, Any], gvk: GVK | None = None) -> list[Cause]:
@@ -426,7 +425,7 @@ def unknown_fields(obj: dict[str, Any], gvk: GVK | None = None) -> list[str]:
         _checker(root)(obj, None, found)
     except _Invalid:
         pass
-    return [_spell(at) for at, _ in found]
+    return _paths(found)
 
 
 def prune_unknown(obj: dict[str, Any], gvk: GVK | None = None) -> list[str]:
@@ -438,9 +437,17 @@ def prune_unknown(obj: dict[str, Any], gvk: GVK | None = None) -> list[str]:
         return []
     found: list[tuple[_Path, dict]] = []
     _find_unknown(obj, {"$ref": root}, None, found)
+    _drop(found)
+    return _paths(found)
+
+
+def _paths(found: list[tuple[_Path, dict]]) -> list[str]:
+    return [_spell(at) for at, _ in found]
+
+
+def _drop(found: list[tuple[_Path, dict]]) -> None:
     for at, holder in found:
         del holder[at[1]]
-    return [_spell(at) for at, _ in found]
 
 
 def _find_unknown(v: Any, frag: dict[str, Any], at: _Path, found: list[tuple[_Path, dict]]) -> None:

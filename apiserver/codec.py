@@ -107,17 +107,12 @@ def list_body(kind: str, api_version: str, rv: int, items: list[bytes], cont: st
     return b"".join(parts)
 
 
-def stored_list_body(kind: str, api_version: str, rv: int, stored: list[tuple[bytes, int]], cont: str = "",
-                     remaining: int | None = None) -> bytes:
-    """A list response of stored items, each ``(bytes, resourceVersion)``."""
-    return b"".join(stored_list_chunks(kind, api_version, rv, stored, cont, remaining, len(stored) or 1))
-
-
 def stored_list_chunks(kind: str, api_version: str, rv: int, stored: list[tuple[bytes, int]], cont: str = "",
                        remaining: int | None = None, per_chunk: int = 500) -> Iterator[bytes]:
-    """``stored_list_body`` in pieces of ``per_chunk`` items, to be written as they are made:
-    each item's resourceVersion is spliced in while its piece is joined, so every byte of a large
-    list is copied once and no buffer of the whole list is needed."""
+    """A list response of stored items, each ``(bytes, resourceVersion)``, in pieces of
+    ``per_chunk`` items to be written as they are made: each item's resourceVersion is spliced in
+    while its piece is joined, so every byte of a large list is copied once and no buffer of the
+    whole list is needed."""
     head = _list_head(kind, api_version, rv, cont, remaining)
     if not stored:
         yield head + b"]}"

@@ -50,6 +50,7 @@ TABLE_MARKER = "as=table"
 DEFAULT_WATCH_TIMEOUT = 1800
 BOOKMARK_INTERVAL = 60.0
 CACHE_FRESHNESS_WAIT = 1.0
+LIST_CHUNK_ITEMS = 1000      # items per piece of a large list written from storage
 
 
 @dataclass
@@ -105,9 +106,6 @@ def parse_path(path: str) -> RequestInfo | None:
 
 def wants_table(request: web.Request) -> bool:
     return TABLE_MARKER in request.headers.get("Accept", "").replace(" ", "").lower()
-
-
-LIST_CHUNK_ITEMS = 1000      # items per piece of a large list written from storage
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

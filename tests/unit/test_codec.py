@@ -28,7 +28,8 @@ def test_a_stored_list_is_the_list_of_its_items_with_versions(cont, remaining):
     stored = [(d, i + 3) for i, d in enumerate(STORED)]
     expected = codec.list_body("PodList", "v1", 9, [codec.with_resource_version(d, r) for d, r in stored],
                                cont, remaining)
-    assert codec.stored_list_body("PodList", "v1", 9, stored, cont, remaining) == expected
+    for per_chunk in (1, 2, 500):
+        assert b"".join(codec.stored_list_chunks("PodList", "v1", 9, stored, cont, remaining, per_chunk)) == expected
     body = orjson.loads(expected)
     assert [i["metadata"]["resourceVersion"] for i in body["items"]] == ["3", "4", "5"]
-    assert orjson.loads(codec.stored_list_body("PodList", "v1", 9, []))["items"] == []
+    assert orjson.loads(b"".join(codec.stored_list_chunks("PodList", "v1", 9, [])))["items"] == []
